@@ -1,0 +1,71 @@
+"""The demo service: an app factory and a lifespan that owns the pool and the HTTP client.
+
+Run it with ``python -m demo_service`` (reads ``BRINK_*``) or
+``uvicorn --factory demo_service.app:create_app``. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from demo_service.db import Database
+from demo_service.deps import Services
+from demo_service.errors import install_error_handlers
+from demo_service.external import ExternalApi
+from demo_service.http_metrics import HttpMetricsMiddleware, RouteTemplates
+from demo_service.loop_lag import loop_lag_monitor
+from demo_service.metrics import ServiceMetrics
+from demo_service.routes import cpu, health, items, orders, shipping
+from demo_service.schema import ensure_schema
+from demo_service.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the demo service for ``settings`` (read from the environment when omitted)."""
+    settings = settings or load_settings()
+    metrics = ServiceMetrics(CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await Database.open(settings.db, metrics)
+        try:
+            async with db.connection() as connection:
+                await ensure_schema(connection, settings.db)
+            external = ExternalApi.from_settings(settings.external, metrics)
+            try:
+                app.state.services = Services(settings, metrics, db, external)
+                async with loop_lag_monitor(metrics.loop_lag, settings.server.loop_lag_interval_s):
+                    yield
+            finally:
+                await external.aclose()
+        finally:
+            await db.close()
+
+    app = FastAPI(
+        title="brink demo service",
+        summary="The sacrificial backend: one route per pressure point.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=settings.server.max_body_bytes,
+    )
+    routers = [module.router for module in (health, items, orders, shipping, cpu)]
+    for router in routers:
+        app.include_router(router)
+    install_error_handlers(app)
+
+    if settings.server.metrics_enabled:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+        templates = [getattr(route, "path", "") for route in app.routes]
+        templates += [route.path for router in routers for route in router.routes]
+        app.add_middleware(
+            HttpMetricsMiddleware, metrics=metrics, routes=RouteTemplates(filter(None, templates))
+        )
+    return app

@@ -1,0 +1,103 @@
+"""The one shared client of the slow external API, with configured limits and timeouts.
+
+Every call is measured: in-flight (waiting for a pool connection included), duration and
+outcome. Failures become :class:`ExternalError` with the status the route should answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from demo_service.metrics import ServiceMetrics
+from demo_service.settings import ExternalSettings
+
+
+class Quote(BaseModel):
+    item_id: int
+    quantity: int
+    carrier: str
+    price_cents: int
+
+
+class ExternalError(Exception):
+    """The external call failed; ``status_code`` is what our client should see."""
+
+    def __init__(self, status_code: int, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.outcome = outcome
+        self.detail = detail
+
+
+def _classify(exc: httpx.HTTPError) -> ExternalError:
+    if isinstance(exc, httpx.PoolTimeout):
+        return ExternalError(503, "pool_timeout", "external API client pool exhausted")
+    if isinstance(exc, httpx.TimeoutException):
+        return ExternalError(504, "timeout", f"external API timed out ({type(exc).__name__})")
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return ExternalError(502, "http_error", f"external API answered {status}")
+    return ExternalError(502, "transport_error", f"external API unreachable ({type(exc).__name__})")
+
+
+class ExternalApi:
+    """Client of the slow API: one ``httpx.AsyncClient`` for the whole process."""
+
+    def __init__(self, client: httpx.AsyncClient, metrics: ServiceMetrics) -> None:
+        self._client = client
+        self._metrics = metrics
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ExternalSettings,
+        metrics: ServiceMetrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> ExternalApi:
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive,
+        )
+        timeout = httpx.Timeout(
+            connect=settings.connect_timeout_s,
+            read=settings.read_timeout_s,
+            write=settings.read_timeout_s,
+            pool=settings.pool_timeout_s,
+        )
+        client = httpx.AsyncClient(
+            base_url=str(settings.url), limits=limits, timeout=timeout, transport=transport
+        )
+        return cls(client, metrics)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def quote(self, item_id: int, quantity: int) -> Quote:
+        metrics = self._metrics
+        outcome = "ok"
+        metrics.external_in_flight.inc()
+        started = time.perf_counter()
+        try:
+            response = await self._client.get(
+                "/quote", params={"item_id": item_id, "quantity": quantity}
+            )
+            response.raise_for_status()
+            return Quote.model_validate_json(response.content)
+        except httpx.HTTPError as exc:
+            error = _classify(exc)
+            outcome = error.outcome
+            raise error from exc
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except ValidationError as exc:
+            outcome = "invalid_body"
+            raise ExternalError(502, outcome, "external API sent an invalid quote") from exc
+        finally:
+            metrics.external_in_flight.dec()
+            metrics.external_duration.labels(outcome).observe(time.perf_counter() - started)
+            metrics.external_requests.labels(outcome).inc()

@@ -1,0 +1,114 @@
+"""Placing an order: one transaction, a row lock on the item, idempotent by client key.
+
+The order is written and the stock decremented in the same transaction, and the caller
+acknowledges it only after that transaction commits. A repeat of the same idempotency key
+returns the first order and writes nothing; the same key with a different request is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    item_id: int
+    quantity: int
+    idempotency_key: UUID
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    item_id: int
+    quantity: int
+    idempotency_key: UUID
+    created_at: datetime
+
+
+class ItemNotFound(Exception):
+    def __init__(self, item_id: int) -> None:
+        super().__init__(f"item {item_id} does not exist")
+
+
+class OutOfStock(Exception):
+    def __init__(self, item_id: int, requested: int, available: int) -> None:
+        super().__init__(f"item {item_id} has {available} in stock, {requested} requested")
+        self.available = available
+
+
+class KeyReused(Exception):
+    def __init__(self, key: UUID) -> None:
+        super().__init__(f"Idempotency-Key {key} was already used for a different order")
+
+
+def replay_of(existing: Order | None, request: OrderRequest) -> Order | None:
+    """The stored order if ``request`` repeats it, None if the key is new.
+
+    Raises :class:`KeyReused` when the key belongs to an order for something else.
+    """
+    if existing is None:
+        return None
+    if (existing.item_id, existing.quantity) != (request.item_id, request.quantity):
+        raise KeyReused(request.idempotency_key)
+    return existing
+
+
+_COLUMNS = "id, item_id, quantity, idempotency_key, created_at"
+_FIND = f"SELECT {_COLUMNS} FROM orders WHERE idempotency_key = $1"
+_LOCK_ITEM = "SELECT stock FROM items WHERE id = $1 FOR UPDATE"
+_INSERT = f"""
+INSERT INTO orders (idempotency_key, item_id, quantity) VALUES ($1, $2, $3)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+_DECREMENT = "UPDATE items SET stock = stock - $2 WHERE id = $1"
+
+
+async def _find(connection: asyncpg.Connection, key: UUID) -> Order | None:
+    row = await connection.fetchrow(_FIND, key)
+    return None if row is None else Order(**dict(row))
+
+
+class _LostRace(Exception):
+    """A concurrent request with the same key committed first."""
+
+
+async def place_order(
+    connection: asyncpg.Connection, request: OrderRequest, extra_latency_s: float = 0.0
+) -> tuple[Order, bool]:
+    """Place ``request``; returns the order and whether it was created now (False: a replay)."""
+    try:
+        return await _place(connection, request, extra_latency_s)
+    except _LostRace:
+        replay = replay_of(await _find(connection, request.idempotency_key), request)
+        if replay is None:  # the winner cannot vanish: its row was committed
+            raise RuntimeError("idempotency race lost to an order that is not there") from None
+        return replay, False
+
+
+async def _place(
+    connection: asyncpg.Connection, request: OrderRequest, extra_latency_s: float
+) -> tuple[Order, bool]:
+    async with connection.transaction():
+        if extra_latency_s > 0:
+            await connection.execute("SELECT pg_sleep($1)", extra_latency_s)
+        replay = replay_of(await _find(connection, request.idempotency_key), request)
+        if replay is not None:
+            return replay, False
+        stock = await connection.fetchval(_LOCK_ITEM, request.item_id)
+        if stock is None:
+            raise ItemNotFound(request.item_id)
+        if stock < request.quantity:
+            raise OutOfStock(request.item_id, request.quantity, stock)
+        row = await connection.fetchrow(
+            _INSERT, request.idempotency_key, request.item_id, request.quantity
+        )
+        if row is None:
+            raise _LostRace
+        await connection.execute(_DECREMENT, request.item_id, request.quantity)
+    return Order(**dict(row)), True

@@ -1,0 +1,1 @@
+"""The demo service's routes, one module per pressure point."""

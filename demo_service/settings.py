@@ -1,0 +1,151 @@
+"""One validated settings object for both brink processes (demo service and slow API).
+
+Every value comes from the environment with the prefix ``BRINK_``; nested groups use ``__``:
+``BRINK_DB__POOL_MAX=10``, ``BRINK_SLOW_API__CAPACITY=20``. Compose and native mode use the same
+names. A bad value stops start-up with one line that names the setting (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BRINK_"
+ENV_NESTED_DELIMITER = "__"
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Group):
+    """The demo service's HTTP listener and request limits."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    max_body_bytes: int = Field(65_536, ge=1_024, le=16 * 1024 * 1024)
+    metrics_enabled: bool = True
+    loop_lag_interval_s: Seconds = 0.1
+
+
+class DatabaseSettings(_Group):
+    """Postgres connection, the asyncpg pool under test and the seeded catalogue."""
+
+    dsn: str = "postgresql://brink@127.0.0.1:54329/brink"
+    pool_min: int = Field(1, ge=0, le=500)
+    pool_max: int = Field(5, ge=1, le=500)
+    acquire_timeout_s: Seconds = 2.0
+    connect_timeout_s: Seconds = 5.0
+    extra_latency_s: float = Field(0.0, ge=0, le=10)
+    """Extra time each order transaction holds its connection (``pg_sleep``): a known DB hold."""
+    seed_items: int = Field(1_000, ge=1, le=1_000_000)
+    initial_stock: int = Field(1_000_000, ge=0, le=2_000_000_000)
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres_dsn(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError(f"pool_min ({self.pool_min}) exceeds pool_max ({self.pool_max})")
+        return self
+
+
+class ExternalSettings(_Group):
+    """The shared HTTP client that calls the slow external API."""
+
+    url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8001")
+    max_connections: int = Field(10, ge=1, le=1_000)
+    max_keepalive: int = Field(10, ge=0, le=1_000)
+    connect_timeout_s: Seconds = 2.0
+    read_timeout_s: Seconds = 10.0
+    pool_timeout_s: Seconds = 10.0
+
+
+class CpuSettings(_Group):
+    """Cost of one request to the CPU-bound route: PBKDF2-SHA256 iterations (~1 ms per 1,000)."""
+
+    iterations: int = Field(5_000, ge=1, le=10_000_000)
+
+
+class SlowApiSettings(_Group):
+    """The fake external API: its listener and latency model."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8001
+    base_latency_s: float = Field(0.02, ge=0, le=60)
+    jitter_sigma: float = Field(0.5, ge=0, le=3)
+    """Sigma of the lognormal factor on the base latency: 0 is constant, 1 is a long tail."""
+    capacity: int = Field(20, ge=1, le=100_000)
+    """In-flight requests served at full speed; past it each slows by in_flight / capacity."""
+    error_rate: float = Field(0.0, ge=0, le=1)
+    seed: int | None = None
+
+
+class Settings(BaseSettings):
+    """Everything brink's processes can be told, read once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    server: ServerSettings = ServerSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    external: ExternalSettings = ExternalSettings()
+    cpu: CpuSettings = CpuSettings()
+    slow_api: SlowApiSettings = SlowApiSettings()
+    admin_token: SecretStr | None = None
+    """Token for the control and admin endpoints; without it those endpoints do not exist."""
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message names it the way the user spelled it."""
+
+
+def env_name(location: tuple[int | str, ...]) -> str:
+    """``("db", "pool_max")`` → ``BRINK_DB__POOL_MAX``."""
+    parts = [str(part) for part in location if not isinstance(part, int)]
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, or raise :class:`SettingsError` naming every bad one."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = tuple(error["loc"])
+            shown = error.get("input")
+            secret = location[:1] == ("admin_token",)
+            value = "" if secret or isinstance(shown, dict) else f"={shown!r}"
+            problems.append(f"{env_name(location)}{value}: {error['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
