@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
+import httpx2
 from pydantic import BaseModel, ValidationError
 
 from demo_service.metrics import ServiceMetrics
@@ -33,21 +33,21 @@ class ExternalError(Exception):
         self.detail = detail
 
 
-def _classify(exc: httpx.HTTPError) -> ExternalError:
-    if isinstance(exc, httpx.PoolTimeout):
+def _classify(exc: httpx2.HTTPError) -> ExternalError:
+    if isinstance(exc, httpx2.PoolTimeout):
         return ExternalError(503, "pool_timeout", "external API client pool exhausted")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException):
         return ExternalError(504, "timeout", f"external API timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.HTTPStatusError):
+    if isinstance(exc, httpx2.HTTPStatusError):
         status = exc.response.status_code
         return ExternalError(502, "http_error", f"external API answered {status}")
     return ExternalError(502, "transport_error", f"external API unreachable ({type(exc).__name__})")
 
 
 class ExternalApi:
-    """Client of the slow API: one ``httpx.AsyncClient`` for the whole process."""
+    """Client of the slow API: one ``httpx2.AsyncClient`` for the whole process."""
 
-    def __init__(self, client: httpx.AsyncClient, metrics: ServiceMetrics) -> None:
+    def __init__(self, client: httpx2.AsyncClient, metrics: ServiceMetrics) -> None:
         self._client = client
         self._metrics = metrics
 
@@ -56,19 +56,19 @@ class ExternalApi:
         cls,
         settings: ExternalSettings,
         metrics: ServiceMetrics,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> ExternalApi:
-        limits = httpx.Limits(
+        limits = httpx2.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_keepalive,
         )
-        timeout = httpx.Timeout(
+        timeout = httpx2.Timeout(
             connect=settings.connect_timeout_s,
             read=settings.read_timeout_s,
             write=settings.read_timeout_s,
             pool=settings.pool_timeout_s,
         )
-        client = httpx.AsyncClient(
+        client = httpx2.AsyncClient(
             base_url=str(settings.url), limits=limits, timeout=timeout, transport=transport
         )
         return cls(client, metrics)
@@ -87,7 +87,7 @@ class ExternalApi:
             )
             response.raise_for_status()
             return Quote.model_validate_json(response.content)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             error = _classify(exc)
             outcome = error.outcome
             raise error from exc

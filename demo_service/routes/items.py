@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
-from demo_service.routes.problems import responses
+from demo_service.problems import responses
 
 router = APIRouter(tags=["items"])
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from demo_service.deps import ServicesDep
 from demo_service.orders import OrderRequest, place_order
-from demo_service.routes.problems import responses
+from demo_service.problems import responses
 
 router = APIRouter(tags=["orders"])
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
+from demo_service.problems import responses
 from demo_service.routes.items import ItemId
-from demo_service.routes.problems import responses
 
 router = APIRouter(tags=["shipping"])
 

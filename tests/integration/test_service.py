@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import asyncpg
-import httpx
+import httpx2
 import pytest
 
 from loadtests.native.postgres import PrivatePostgres
@@ -26,8 +26,8 @@ OUT_OF_STOCK_ITEM = 903
 
 
 @pytest.fixture
-async def client(service: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+async def client(service: Served) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=service.base_url, timeout=30) as client:
         yield client
 
 
@@ -48,8 +48,8 @@ async def _set_stock(db: asyncpg.Connection, item_id: int, stock: int) -> None:
 
 
 def _order(
-    client: httpx.AsyncClient, item_id: int, quantity: int = 1, key: uuid.UUID | None = None
-) -> asyncio.Task[httpx.Response]:
+    client: httpx2.AsyncClient, item_id: int, quantity: int = 1, key: uuid.UUID | None = None
+) -> asyncio.Task[httpx2.Response]:
     return asyncio.ensure_future(
         client.post(
             "/orders",
@@ -59,25 +59,25 @@ def _order(
     )
 
 
-async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+async def test_health_and_readiness(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/healthz")).json()["status"] == "ok"
     assert (await client.get("/readyz")).json()["status"] == "ready"
 
 
-async def test_item_read(client: httpx.AsyncClient) -> None:
+async def test_item_read(client: httpx2.AsyncClient) -> None:
     response = await client.get("/items/1")
     assert response.status_code == 200
     assert response.json()["id"] == 1
     assert response.json()["name"] == "item-1"
 
 
-async def test_unknown_item_is_404(client: httpx.AsyncClient) -> None:
+async def test_unknown_item_is_404(client: httpx2.AsyncClient) -> None:
     response = await client.get("/items/999999")
     assert response.status_code == 404
     assert "999999" in response.json()["detail"]
 
 
-async def test_shipping_quote_calls_the_slow_api(client: httpx.AsyncClient) -> None:
+async def test_shipping_quote_calls_the_slow_api(client: httpx2.AsyncClient) -> None:
     response = await client.get("/items/3/shipping-quote", params={"quantity": 2})
     assert response.status_code == 200, response.text
     quote = response.json()
@@ -86,14 +86,14 @@ async def test_shipping_quote_calls_the_slow_api(client: httpx.AsyncClient) -> N
     assert quote["total_cents"] > quote["shipping_cents"] > 0
 
 
-async def test_cpu_route(client: httpx.AsyncClient) -> None:
+async def test_cpu_route(client: httpx2.AsyncClient) -> None:
     response = await client.get("/cpu")
     assert response.status_code == 200
     assert len(response.json()["digest"]) == 64
 
 
 async def test_order_is_committed_before_it_is_acknowledged(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx2.AsyncClient, db: asyncpg.Connection
 ) -> None:
     key = uuid.uuid4()
     response = await _order(client, 5, 2, key)
@@ -104,7 +104,7 @@ async def test_order_is_committed_before_it_is_acknowledged(
 
 
 async def test_concurrent_orders_on_a_hot_item_never_oversell(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx2.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await _set_stock(db, HOT_ITEM, 40)
     responses = await asyncio.gather(*(_order(client, HOT_ITEM) for _ in range(100)))
@@ -122,7 +122,7 @@ async def test_concurrent_orders_on_a_hot_item_never_oversell(
 
 
 async def test_repeated_key_returns_the_first_order_and_writes_nothing(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx2.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await _set_stock(db, REPLAY_ITEM, 1_000)
     key = uuid.uuid4()
@@ -139,7 +139,7 @@ async def test_repeated_key_returns_the_first_order_and_writes_nothing(
 
 
 async def test_concurrent_first_use_of_one_key_writes_one_order(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx2.AsyncClient, db: asyncpg.Connection
 ) -> None:
     await _set_stock(db, REPLAY_ITEM, 1_000)
     key = uuid.uuid4()
@@ -150,7 +150,7 @@ async def test_concurrent_first_use_of_one_key_writes_one_order(
     assert await db.fetchval("SELECT stock FROM items WHERE id = $1", REPLAY_ITEM) == 999
 
 
-async def test_key_reused_for_another_order_is_409(client: httpx.AsyncClient) -> None:
+async def test_key_reused_for_another_order_is_409(client: httpx2.AsyncClient) -> None:
     key = uuid.uuid4()
     assert (await _order(client, 6, 1, key)).status_code == 201
     response = await _order(client, 7, 1, key)
@@ -158,14 +158,14 @@ async def test_key_reused_for_another_order_is_409(client: httpx.AsyncClient) ->
     assert "Idempotency-Key" in response.json()["detail"]
 
 
-async def test_out_of_stock_is_409(client: httpx.AsyncClient, db: asyncpg.Connection) -> None:
+async def test_out_of_stock_is_409(client: httpx2.AsyncClient, db: asyncpg.Connection) -> None:
     await _set_stock(db, OUT_OF_STOCK_ITEM, 2)
     response = await _order(client, OUT_OF_STOCK_ITEM, 3)
     assert response.status_code == 409
     assert "2 in stock" in response.json()["detail"]
 
 
-async def test_order_for_unknown_item_is_404(client: httpx.AsyncClient) -> None:
+async def test_order_for_unknown_item_is_404(client: httpx2.AsyncClient) -> None:
     assert (await _order(client, 999_999)).status_code == 404
 
 
@@ -208,7 +208,7 @@ JSON = {"content-type": "application/json"}
     ],
 )
 async def test_bad_input_gets_a_clear_4xx(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     method: str,
     path: str,
     headers: dict[str, str],
@@ -220,7 +220,7 @@ async def test_bad_input_gets_a_clear_4xx(
     assert response.text  # a reason, not an empty body
 
 
-async def test_metrics_carry_every_named_metric(client: httpx.AsyncClient) -> None:
+async def test_metrics_carry_every_named_metric(client: httpx2.AsyncClient) -> None:
     await client.get("/items/1")
     await client.get("/items/2/shipping-quote")
     await client.get("/cpu")
@@ -258,7 +258,7 @@ async def test_pool_exhaustion_waits_then_answers_a_clean_503(spawn_service: Spa
             "BRINK_DB__ACQUIRE_TIMEOUT_S": "0.3",
         }
     )
-    async with httpx.AsyncClient(base_url=service.base_url, timeout=30) as client:
+    async with httpx2.AsyncClient(base_url=service.base_url, timeout=30) as client:
         holder = _order(client, 10)
 
         async def connection_taken() -> bool:

@@ -8,6 +8,8 @@ from pydantic import BaseModel
 
 
 class Problem(BaseModel):
+    """The JSON body of an error answer: ``{"detail": "<reason>"}``."""
+
     detail: str
 
 

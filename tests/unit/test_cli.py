@@ -1,0 +1,136 @@
+"""Argument parsing of the ``brink`` command line: no processes, no sockets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from loadtests.cli import build_parser, cmd_up, main, port, setting, stack_config
+from loadtests.native.stack import StackConfig
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_up_defaults_match_stack_config() -> None:
+    args = parse("up")
+    config = stack_config(args)
+    defaults = StackConfig()
+
+    assert args.func is cmd_up
+    assert (config.host, config.service_port, config.slow_api_port, config.pg_port) == (
+        defaults.host,
+        defaults.service_port,
+        defaults.slow_api_port,
+        defaults.pg_port,
+    )
+    assert config.extra_env == {}
+    assert config.run_dir == defaults.run_dir.absolute()
+
+
+def test_up_flags_reach_the_config(tmp_path: Path) -> None:
+    args = parse(
+        "up",
+        "--host=127.0.0.2",
+        "--service-port=9000",
+        "--slow-api-port=9001",
+        "--pg-port=9002",
+        f"--run-dir={tmp_path}",
+        "--set",
+        "DB__POOL_MAX=10",
+        "--set",
+        "slow_api__base_latency_s=0.05",
+        "--set",
+        "BRINK_ADMIN_TOKEN=a=b=c",
+    )
+    config = stack_config(args)
+
+    assert (config.host, config.service_port, config.slow_api_port, config.pg_port) == (
+        "127.0.0.2",
+        9000,
+        9001,
+        9002,
+    )
+    assert config.run_dir == tmp_path
+    assert config.extra_env == {
+        "BRINK_DB__POOL_MAX": "10",
+        "BRINK_SLOW_API__BASE_LATENCY_S": "0.05",
+        "BRINK_ADMIN_TOKEN": "a=b=c",
+    }
+
+
+def test_a_later_set_wins() -> None:
+    config = stack_config(parse("up", "--set", "DB__POOL_MAX=1", "--set", "DB__POOL_MAX=2"))
+    assert config.extra_env == {"BRINK_DB__POOL_MAX": "2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DB__POOL_MAX=10", ("BRINK_DB__POOL_MAX", "10")),
+        ("db__pool_max=10", ("BRINK_DB__POOL_MAX", "10")),
+        ("BRINK_CPU__ITERATIONS=7", ("BRINK_CPU__ITERATIONS", "7")),
+        ("EXTERNAL__URL=", ("BRINK_EXTERNAL__URL", "")),
+    ],
+)
+def test_setting_accepts(text: str, expected: tuple[str, str]) -> None:
+    assert setting(text) == expected
+
+
+@pytest.mark.parametrize("text", ["DB__POOL_MAX", "=10", "1DB=2", "DB POOL=1", "DB-POOL=1"])
+def test_setting_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="KEY=VALUE"):
+        setting(text)
+
+
+def test_setting_error_does_not_echo_the_value() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as caught:
+        setting("NOT VALID=s3cret-value")
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["0", "65536", "-1", "http", "80.5", ""])
+def test_port_rejects(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="TCP port"):
+        port(text)
+
+
+def test_port_accepts_the_range_ends() -> None:
+    assert (port("1"), port("65535")) == (1, 65535)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nope"],
+        ["up", "--set", "DB__POOL_MAX"],
+        ["up", "--service-port", "http"],
+        ["up", "--pg-port", "70000"],
+        ["up", "--unknown"],
+        ["up", "extra"],
+    ],
+)
+def test_bad_arguments_exit_2_with_usage(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: brink")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["up", "--help"], ["up", "-h"]])
+def test_help_exits_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: brink")
+
+
+def test_up_help_names_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["up", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--host", "--service-port", "--slow-api-port", "--pg-port", "--run-dir", "--set"):
+        assert flag in out
