@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import httpx
+import httpx2
 
 
 class ProcessFailed(RuntimeError):
@@ -97,7 +97,7 @@ class ManagedProcess:
         """Poll ``url`` until it answers 200; fail fast if the process exits."""
         deadline = time.monotonic() + timeout_s
         last_error = "no answer yet"
-        with httpx.Client(timeout=2.0) as client:
+        with httpx2.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if not self.running():
                     raise ProcessFailed(
@@ -106,7 +106,7 @@ class ManagedProcess:
                     )
                 try:
                     response = client.get(url)
-                except httpx.TransportError as exc:
+                except httpx2.TransportError as exc:
                     last_error = repr(exc)
                 else:
                     if response.status_code == 200:

@@ -1,0 +1,100 @@
+"""Open-model load in Locust: arrivals on a clock, whatever the backend does.
+
+A closed loop (each virtual user waits for its answer before sending again) slows down with
+the backend and hides the collapse (coordinated omission). Here each Locust "user" is a
+*dispatcher* worth a slice of the target rate: it sleeps to an absolute schedule of Poisson
+arrivals and hands each arrival to its own greenlet, so a slow answer never delays the next
+send. All dispatchers of a process share one :class:`ArrivalEngine`: one bounded HTTP client
+pool and one in-flight cap; an arrival over the cap is dropped and counted (k6's
+dropped_iterations), never silently skipped. Requests go through Locust's
+``FastHttpSession``, so Locust's own statistics and web UI see every one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+import gevent
+import gevent.pool
+from geventhttpclient.client import HTTPClientPool
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+
+from loadtests.mix import Mix, RequestSpec
+from loadtests.pacing import error_kind
+from loadtests.series import Series
+
+
+def _parsed(content: bytes | None) -> Any:
+    try:
+        return json.loads(content or b"null")
+    except ValueError:
+        return None
+
+
+class ArrivalEngine:
+    """Sends arrivals for every dispatcher of one generator process."""
+
+    def __init__(
+        self,
+        environment: Environment,
+        base_url: str,
+        mix: Mix,
+        series: Series,
+        timeout_s: float,
+        max_in_flight: int,
+        seed: int | None = None,
+    ) -> None:
+        self.mix = mix
+        self.series = series
+        self.rng = random.Random(seed)
+        self.rate_per_dispatcher = 0.0
+        self._greenlets = gevent.pool.Pool(max_in_flight)
+        # One client pool for the whole process; its timeouts bound every request (a custom
+        # pool ignores FastHttpUser.network_timeout, so they are passed here).
+        clients = HTTPClientPool(
+            concurrency=max_in_flight, network_timeout=timeout_s, connection_timeout=timeout_s
+        )
+        self.session = FastHttpSession(
+            base_url, request_event=environment.events.request, user=None, client_pool=clients
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._greenlets)
+
+    def arrive(self) -> None:
+        """One arrival: send it now, or count it dropped if the in-flight cap is reached."""
+        now = time.time()
+        if self._greenlets.full():
+            self.series.drop(now)
+            return
+        self.series.arrival(now)
+        self._greenlets.spawn(self._send, self.mix.next(self.rng), now)
+
+    def _send(self, spec: RequestSpec, started: float) -> None:
+        clock = time.perf_counter()
+        with self.session.request(
+            spec.method,
+            spec.path,
+            name=spec.name,
+            json=spec.json,
+            headers=spec.headers,
+            catch_response=True,
+        ) as response:
+            status = response.status_code or 0
+            kind = error_kind(status, getattr(response, "error", None))
+            if kind is None:
+                problem = spec.check(status, _parsed(response.content))
+                if problem is not None:
+                    kind = "check"
+                    response.failure(f"check: {problem}")
+            elif status:
+                response.failure(f"HTTP {status}")
+        self.series.completion(started, time.perf_counter() - clock, kind)
+
+    def join(self, timeout_s: float) -> None:
+        self._greenlets.join(timeout=timeout_s)
