@@ -71,6 +71,7 @@ class ExternalApi:
         client = httpx2.AsyncClient(
             base_url=str(settings.url), limits=limits, timeout=timeout, transport=transport
         )
+        metrics.external_connections_max.set(settings.max_connections)
         return cls(client, metrics)
 
     async def aclose(self) -> None:

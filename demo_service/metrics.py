@@ -131,6 +131,11 @@ class ServiceMetrics:
         )
 
         # The shared client of the slow external API.
+        self.external_connections_max = Gauge(
+            "brink_external_connections_max",
+            "Configured connection limit of the external API client.",
+            registry=registry,
+        )
         self.external_in_flight = Gauge(
             "brink_external_requests_in_flight",
             "Calls to the external API under way now (waiting for a connection included).",

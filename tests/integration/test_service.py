@@ -237,6 +237,7 @@ async def test_metrics_carry_every_named_metric(client: httpx2.AsyncClient) -> N
         'brink_db_connection_busy_seconds_total{route="/items/{item_id}"}',
         "brink_db_pool_acquire_timeouts_total ",
         "brink_external_requests_in_flight ",
+        "brink_external_connections_max 10.0",
         'brink_external_requests_total{outcome="ok"}',
         'brink_external_request_duration_seconds_bucket{le="0.1",outcome="ok"}',
         'brink_cpu_work_seconds_total{route="/cpu"}',

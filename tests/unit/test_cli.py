@@ -134,3 +134,9 @@ def test_up_help_names_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for flag in ("--host", "--service-port", "--slow-api-port", "--pg-port", "--run-dir", "--set"):
         assert flag in out
+
+
+def test_up_refuses_a_set_that_overrides_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["up", "--set", "SERVER__PORT=1"]) == 1  # refused before anything starts
+    err = capsys.readouterr().err
+    assert "BRINK_SERVER__PORT" in err

@@ -1,0 +1,288 @@
+"""brink's plumbing inside Locust: options, the arrival engine, the shape, the series.
+
+The locustfile (users and the shape class only) delegates here. Roles:
+
+- every process that sends load (the local runner, or each worker) owns one
+  :class:`~loadtests.arrivals.ArrivalEngine` and one :class:`~loadtests.series.Series`;
+- the master (or the local runner) runs the shape: each tick it broadcasts the rate per
+  dispatcher (``brink_rate``), records the stage timeline, merges the workers' series deltas
+  (sent with Locust's own worker reports), serves ``/metrics``, and at the end writes the
+  series and timeline to ``--brink-out`` for ``brink ramp``'s analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests.arrivals import ArrivalEngine
+from loadtests.loadgen_metrics import RunnerView, serve_metrics
+from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
+from loadtests.profiles import PROFILES, ProfileParams, build_profile
+from loadtests.series import Series
+from loadtests.shapes import RateSchedule, ShapeDriver, Tick, rate_per_dispatcher
+
+RATE_MESSAGE = "brink_rate"
+SERIES_KEY = "brink_series"
+
+
+@dataclass
+class _State:
+    """Per-process state; one instance, created by :func:`on_init`."""
+
+    series: Series
+    engine: ArrivalEngine | None = None
+    rate: float = 0.0
+    driver: ShapeDriver | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    ended_at: float | None = None
+
+
+_state: _State | None = None
+
+
+def state() -> _State:
+    if _state is None:
+        raise RuntimeError("brink's Locust plumbing was not initialised (init event)")
+    return _state
+
+
+def add_options(parser: Any) -> None:
+    """brink's options; the ones shown in the web UI can be changed there before a run."""
+    parser.add_argument(
+        "--load-profile",
+        choices=sorted(PROFILES),
+        default="peak",
+        help="Named load profile (see `brink profiles`).",
+    )
+    parser.add_argument("--average-rps", type=float, default=50.0, help="Average load, req/s.")
+    parser.add_argument("--peak-rps", type=float, default=100.0, help="Peak load, req/s.")
+    parser.add_argument("--step-s", type=float, default=30.0, help="Length of one step, s.")
+    parser.add_argument(
+        "--slo-ms",
+        type=float,
+        default=500.0,
+        help="Latency SLO: a success slower than this is not goodput.",
+    )
+    parser.add_argument(
+        "--mix",
+        default=",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()),
+        help="Request mix weights, e.g. item=6,order=2,quote=1,cpu=1.",
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=10.0,
+        include_in_web_ui=False,
+        help="Client timeout; a timed-out request is a failure.",
+    )
+    parser.add_argument(
+        "--slice-rps",
+        type=float,
+        default=10.0,
+        include_in_web_ui=False,
+        help="Rate one dispatcher (Locust user) sends at most.",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=2000,
+        include_in_web_ui=False,
+        help="Per process: arrivals over this many in flight are dropped.",
+    )
+    parser.add_argument(
+        "--rps-cap",
+        type=float,
+        default=2000.0,
+        include_in_web_ui=False,
+        help="Hard cap on any stage's rate.",
+    )
+    parser.add_argument(
+        "--duration-cap-s",
+        type=float,
+        default=1800.0,
+        include_in_web_ui=False,
+        help="Hard cap on the profile's length.",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        include_in_web_ui=False,
+        help="Seed for the request mix (default: random).",
+    )
+    parser.add_argument(
+        "--brink-out",
+        default="",
+        include_in_web_ui=False,
+        help="Write the per-second series and stage timeline here at the end.",
+    )
+    parser.add_argument(
+        "--brink-metrics-port",
+        type=int,
+        default=0,
+        include_in_web_ui=False,
+        help="Serve the generator's Prometheus /metrics on 127.0.0.1:PORT.",
+    )
+
+
+def _options(environment: Environment) -> Any:
+    if environment.parsed_options is None:
+        raise RuntimeError("Locust was started without parsed options")
+    return environment.parsed_options
+
+
+def on_init(environment: Environment) -> None:
+    global _state
+    options = _options(environment)
+    _state = _State(series=Series(slo_s=options.slo_ms / 1000))
+    runner = environment.runner
+    if runner is None:
+        return
+    if not isinstance(runner, MasterRunner):
+        runner.register_message(RATE_MESSAGE, _on_rate)
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(_on_report_to_master)
+    else:
+        environment.events.worker_report.add_listener(_on_worker_report)
+        if options.brink_metrics_port:
+            serve_metrics(_state.series, _runner_view(environment), options.brink_metrics_port)
+    environment.events.test_start.add_listener(_on_test_start)
+    environment.events.quitting.add_listener(_on_quitting)
+
+
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    options = _options(environment)
+    current = state()
+    current.series.slo_s = options.slo_ms / 1000
+    current.timeline.clear()
+    current.ended_at = None
+    if not isinstance(environment.runner, MasterRunner) and current.engine is None:
+        mix = Mix(parse_weights(options.mix))
+        current.engine = ArrivalEngine(
+            environment,
+            environment.host or "",
+            mix,
+            current.series,
+            options.timeout_s,
+            options.max_in_flight,
+            options.seed,
+        )
+        current.engine.rate_per_dispatcher = current.rate
+
+
+def _on_rate(environment: Environment, msg: Any, **_: Any) -> None:
+    current = state()
+    current.rate = float(msg.data)
+    if current.engine is not None:
+        current.engine.rate_per_dispatcher = current.rate
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    data[SERIES_KEY] = {str(k): v.to_dict() for k, v in state().series.take().items()}
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    seconds = data.get(SERIES_KEY)
+    if seconds:
+        state().series.merge(Series.seconds_from_dict(seconds))
+
+
+def make_driver(environment: Environment, clock: Any) -> ShapeDriver:
+    options = _options(environment)
+    params = ProfileParams(
+        average_rps=options.average_rps,
+        peak_rps=options.peak_rps,
+        step_s=options.step_s,
+        rps_cap=options.rps_cap,
+        duration_cap_s=options.duration_cap_s,
+    )
+    profile = build_profile(options.load_profile, params)
+    drain_s = options.timeout_s + 5.0  # in-flight requests finish and are reported
+    return ShapeDriver(RateSchedule(profile, drain_s=drain_s), options.slice_rps, clock)
+
+
+def shape_tick(environment: Environment, clock: Any) -> tuple[int, float] | None:
+    """The shape's tick: users for Locust, the rate for the dispatchers, the timeline."""
+    current = state()
+    if current.driver is None:
+        current.driver = make_driver(environment, clock)
+    result = current.driver.tick()
+    tick = current.driver.current()
+    if tick is None or result is None:
+        if current.ended_at is None:
+            current.ended_at = time.time()
+        _broadcast(environment, 0.0)
+        current.driver = None
+        return None
+    if not current.timeline or current.timeline[-1]["index"] != tick.stage_index:
+        current.timeline.append(
+            {
+                "index": tick.stage_index,
+                "name": tick.stage_name,
+                "rps": tick.rps,
+                "start": time.time(),
+            }
+        )
+    users = result[0]
+    _broadcast(environment, rate_per_dispatcher(tick.rps, users) if users else 0.0)
+    return result
+
+
+def _broadcast(environment: Environment, rate: float) -> None:
+    if environment.runner is not None:
+        environment.runner.send_message(RATE_MESSAGE, rate)
+
+
+def current_tick() -> Tick | None:
+    driver = state().driver
+    return driver.current() if driver is not None else None
+
+
+def _runner_view(environment: Environment) -> RunnerView:
+    def users() -> int:
+        return environment.runner.user_count if environment.runner else 0
+
+    def requests_by_name() -> dict[tuple[str, str], tuple[int, int]]:
+        return {
+            (entry.method or "", entry.name): (entry.num_requests, entry.num_failures)
+            for entry in environment.stats.entries.values()
+        }
+
+    def stage() -> tuple[int, str, float] | None:
+        tick = current_tick()
+        return None if tick is None else (tick.stage_index, tick.stage_name, tick.rps)
+
+    def in_flight() -> int:
+        engine = state().engine
+        return engine.in_flight if engine is not None else 0
+
+    return RunnerView(users, requests_by_name, stage, in_flight)
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    options = _options(environment)
+    if isinstance(environment.runner, WorkerRunner) or not options.brink_out:
+        return
+    current = state()
+    if current.engine is not None:
+        current.engine.join(timeout_s=options.timeout_s)
+    document = {
+        "timeline": current.timeline,
+        "ended_at": current.ended_at or time.time(),
+        "slo_s": current.series.slo_s,
+        "seconds": current.series.to_dict(),
+        "locust_totals": {
+            "requests": environment.stats.total.num_requests,
+            "failures": environment.stats.total.num_failures,
+        },
+    }
+    path = Path(options.brink_out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))

@@ -1,0 +1,1 @@
+"""Running brink without Docker: a private Postgres and the demo processes on this machine."""

@@ -1,0 +1,162 @@
+"""The whole lab on this machine: a private Postgres, the slow API and the demo service."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from loadtests.native.postgres import PostgresError, PrivatePostgres
+from loadtests.native.process import ManagedProcess, ProcessFailed, port_is_free
+
+ADMIN_TOKEN_ENV = "BRINK_ADMIN_TOKEN"
+READY_TIMEOUT_S = 30.0
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack listens and what extra ``BRINK_*`` settings its processes get."""
+
+    host: str = "127.0.0.1"
+    service_port: int = 8000
+    slow_api_port: int = 8001
+    pg_port: int = 54329
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    run_dir: Path = Path(".brink/up")
+    """Logs of every process, and the generated admin token."""
+
+    def ports(self) -> dict[str, tuple[int, str]]:
+        """Each part's port and the ``brink up`` flag that changes it."""
+        return {
+            "demo service": (self.service_port, "--service-port"),
+            "slow API": (self.slow_api_port, "--slow-api-port"),
+            "Postgres": (self.pg_port, "--pg-port"),
+        }
+
+    def managed_env(self) -> dict[str, str]:
+        """The settings the stack owns; ``extra_env`` may not override them."""
+        return {
+            "BRINK_SERVER__HOST": self.host,
+            "BRINK_SERVER__PORT": str(self.service_port),
+            "BRINK_SLOW_API__HOST": self.host,
+            "BRINK_SLOW_API__PORT": str(self.slow_api_port),
+        }
+
+
+class NativeStack:
+    """Starts Postgres, then the slow API, then the demo service; ``stop()`` undoes it all.
+
+    Without a ``BRINK_ADMIN_TOKEN`` (in ``extra_env`` or our environment) one is generated, given
+    to both processes and written to ``<run dir>/admin-token`` (mode 0600).
+    """
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.postgres = PrivatePostgres(port=config.pg_port, host=config.host)
+        self.processes: list[ManagedProcess] = []
+        self.admin_token_file: Path | None = None
+
+    @property
+    def urls(self) -> dict[str, str]:
+        base = f"http://{self.config.host}"
+        service = f"{base}:{self.config.service_port}"
+        return {
+            "service": service,
+            "metrics": f"{service}/metrics",
+            "slow_api": f"{base}:{self.config.slow_api_port}",
+            "postgres": self.postgres.dsn,
+        }
+
+    def start(self) -> Self:
+        """Start everything and wait until each part answers; on failure stop what started."""
+        self._check_config()
+        try:
+            self.postgres.start()
+            env = self._child_env()
+            self._start(
+                "slow API", "demo_service.slow_api", env, self.urls["slow_api"] + "/healthz"
+            )
+            self._start("demo service", "demo_service", env, self.urls["service"] + "/readyz")
+        except (PostgresError, ProcessFailed, OSError) as exc:
+            self.stop()
+            raise StackError(str(exc)) from exc
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def failure(self) -> str | None:
+        """``None`` while every part runs; else which one died, with its log tail."""
+        if not self.postgres.running():
+            return f"Postgres is not running:\n{self.postgres.log_tail()}"
+        for process in self.processes:
+            if not process.running():
+                return (
+                    f"{process.name} exited with code {process.returncode}:\n{process.log_tail()}"
+                )
+        return None
+
+    def stop(self) -> None:
+        """Stop in reverse order; keeps the logs in the run dir, leaves no process behind."""
+        while self.processes:
+            self.processes.pop().stop()
+        self.postgres.stop(keep_log=self.config.run_dir / "postgres.log")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _check_config(self) -> None:
+        managed = sorted(self.config.managed_env().keys() & self.config.extra_env.keys())
+        if managed:
+            raise StackError(f"{', '.join(managed)}: set by the stack itself, use its flags")
+        for name, (port, flag) in self.config.ports().items():
+            if not port_is_free(port, self.config.host):
+                raise StackError(
+                    f"port {port} on {self.config.host} for the {name} is already in use: "
+                    f"choose another with {flag}"
+                )
+
+    def _child_env(self) -> dict[str, str]:
+        env = {
+            "BRINK_EXTERNAL__URL": self.urls["slow_api"],
+            **self.config.extra_env,
+            **self.config.managed_env(),
+            "BRINK_DB__DSN": self.postgres.dsn,
+        }
+        if ADMIN_TOKEN_ENV not in env and ADMIN_TOKEN_ENV not in os.environ:
+            env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(24)
+            self.admin_token_file = self._write_secret("admin-token", env[ADMIN_TOKEN_ENV])
+        return env
+
+    def _write_secret(self, name: str, value: str) -> Path:
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.config.run_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file may have looser rights
+        with os.fdopen(fd, "w") as file:
+            file.write(value + "\n")
+        return path
+
+    def _start(self, name: str, module: str, env: Mapping[str, str], ready_url: str) -> None:
+        log = self.config.run_dir / f"{module.rpartition('.')[2]}.log"
+        log.unlink(missing_ok=True)  # a fresh log per run, so its tail is about this run
+        process = ManagedProcess.python_module(name, module, log, env)
+        self.processes.append(process)
+        process.start()
+        process.wait_http_ready(ready_url, READY_TIMEOUT_S)
