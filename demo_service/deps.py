@@ -21,7 +21,7 @@ class Services:
     external: ExternalApi
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:  # async: a sync one would run in a thread
     services: Services = request.app.state.services
     return services
 

@@ -5,6 +5,7 @@ parser and a ``cmd_<name>(args) -> int`` that runs it; :func:`main` only dispatc
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
 import sys
@@ -13,9 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from loadtests.compare import Tolerances, compare
+from loadtests.exit_codes import ExitCode
+from loadtests.mix import parse_weights
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
+from loadtests.outcome import summary_from_report
+from loadtests.profiles import PROFILES, ProfileParams, build_profile
+from loadtests.runner import RampConfig
+from loadtests.safety import loopback_only
+from loadtests.thresholds import Threshold, load_thresholds
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -166,9 +175,267 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"brink up: stopped; logs in {stack.config.run_dir}", file=sys.stderr)
 
 
+# --- brink ramp ----------------------------------------------------------------------------------
+
+
+def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_ramp(subparsers: Subparsers) -> None:
+    defaults = RampConfig()
+    parser = subparsers.add_parser(
+        "ramp",
+        help="run a load profile headless and find the tipping point",
+        description="Start the native stack (or use --target), probe each route, run a load "
+        "profile through Locust, find the knee and compare it with the capacity model; write "
+        "reports and exit with a verdict (0 ok, 1 thresholds breached, 3 run failed, "
+        "4 goodput collapsed at or below the peak).",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=defaults.profile,
+        help="load profile (%(default)s); see `brink profiles`",
+    )
+    parser.add_argument(
+        "--average-rps",
+        type=_positive(float),
+        default=defaults.average_rps,
+        help="average load, req/s (%(default)s)",
+    )
+    parser.add_argument(
+        "--peak-rps",
+        type=_positive(float),
+        default=defaults.peak_rps,
+        help="peak load, req/s (%(default)s)",
+    )
+    parser.add_argument(
+        "--step-s",
+        type=_positive(float),
+        default=defaults.step_s,
+        help="length of one step, s (%(default)s)",
+    )
+    parser.add_argument(
+        "--slo-ms",
+        type=_positive(float),
+        default=defaults.slo_s * 1000,
+        help="latency SLO: slower successes are not goodput (%(default)s)",
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=_positive(float),
+        default=defaults.timeout_s,
+        help="client timeout, s (%(default)s)",
+    )
+    parser.add_argument("--mix", default=defaults.mix, help="request mix (%(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Locust master with N worker processes (default: one process)",
+    )
+    parser.add_argument(
+        "--threshold",
+        dest="thresholds",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        type=_threshold,
+        help="e.g. 'knee_rps>=150' or 'p95_at_average_ms<=100' (repeatable)",
+    )
+    parser.add_argument(
+        "--thresholds-file", type=Path, help='TOML file with thresholds = ["knee_rps >= 150", ...]'
+    )
+    parser.add_argument("--target", help="base URL of a running service (loopback only)")
+    parser.add_argument("--slow-api", help="base URL of its slow API (for the capacity model)")
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a target that is not this machine"
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, help="where reports go (default runs/<time>-<profile>)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="KEY=VALUE",
+        type=setting,
+        action="append",
+        default=[],
+        help="setting for the stack brink starts, e.g. --set DB__POOL_MAX=10",
+    )
+    parser.add_argument("--no-probe", action="store_true", help="skip the capacity probe")
+    parser.add_argument(
+        "--no-abort", action="store_true", help="run the whole profile even after a collapse"
+    )
+    parser.add_argument(
+        "--rps-cap",
+        type=_positive(float),
+        default=defaults.rps_cap,
+        help="hard cap on any stage's rate (%(default)s)",
+    )
+    parser.add_argument(
+        "--duration-cap-s",
+        type=_positive(float),
+        default=defaults.duration_cap_s,
+        help="hard cap on the profile's length (%(default)s)",
+    )
+    parser.add_argument("--seed", type=int, help="seed of the request mix")
+    parser.set_defaults(func=cmd_ramp)
+
+
+def _threshold(text: str) -> Threshold:
+    try:
+        return Threshold.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_ramp(args: argparse.Namespace) -> int:
+    """Run one ramp; the exit code is the verdict (see loadtests.exit_codes)."""
+    config = RampConfig(
+        profile=args.profile,
+        average_rps=args.average_rps,
+        peak_rps=args.peak_rps,
+        step_s=args.step_s,
+        slo_s=args.slo_ms / 1000,
+        timeout_s=args.timeout_s,
+        mix=args.mix,
+        workers=args.workers,
+        rps_cap=args.rps_cap,
+        duration_cap_s=args.duration_cap_s,
+        abort_on_collapse=not args.no_abort,
+        seed=args.seed,
+    )
+    try:
+        parse_weights(config.mix)
+        config.expected_duration_s()  # validates the profile's parameters
+        thresholds = list(args.thresholds)
+        if args.thresholds_file:
+            thresholds += load_thresholds(args.thresholds_file)
+        target = loopback_only(args.target, args.allow_remote) if args.target else None
+        slow_api = loopback_only(args.slow_api, args.allow_remote) if args.slow_api else None
+    except (ValueError, OSError) as exc:
+        print(f"brink ramp: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    from loadtests.ramp import RampJob, run_job  # matplotlib and friends: only when ramping
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    job = RampJob(
+        config=config,
+        run_dir=(args.run_dir or Path("runs") / f"{stamp}-{config.profile}").absolute(),
+        target=target,
+        slow_api=slow_api,
+        settings=dict(args.settings),
+        thresholds=thresholds,
+        probe=not args.no_probe,
+    )
+    with _stop_on_signals():
+        try:
+            _, code = run_job(job)
+        except _Stop as exc:
+            print(f"brink ramp: {exc} received, stopped", file=sys.stderr)
+            return ExitCode.RUN_FAILED
+    return code
+
+
+# --- brink compare -------------------------------------------------------------------------------
+
+
+def _add_compare(subparsers: Subparsers) -> None:
+    defaults = Tolerances()
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare two ramps of the same profile: did the tipping point regress?",
+        description="Compare RUN_B against the baseline RUN_A (run folders or their "
+        "report.json); exit 5 on a regression beyond the tolerances.",
+    )
+    parser.add_argument("baseline", type=Path, help="baseline run folder or report.json")
+    parser.add_argument("current", type=Path, help="current run folder or report.json")
+    parser.add_argument(
+        "--knee-drop",
+        type=float,
+        default=defaults.knee_drop,
+        help="allowed relative drop of the knee (%(default)s)",
+    )
+    parser.add_argument(
+        "--p95-rise",
+        type=float,
+        default=defaults.p95_rise,
+        help="allowed relative rise of p95 at average (%(default)s)",
+    )
+    parser.add_argument(
+        "--error-rate-rise",
+        type=float,
+        default=defaults.error_rate_rise,
+        help="allowed absolute rise of the error rate at average (%(default)s)",
+    )
+    parser.set_defaults(func=cmd_compare)
+
+
+def _report(path: Path) -> dict[str, Any]:
+    file = path / "report.json" if path.is_dir() else path
+    data: dict[str, Any] = json.loads(file.read_text())
+    return data
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        baseline = summary_from_report(_report(args.baseline))
+        current = summary_from_report(_report(args.current))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"brink compare: cannot read a report: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    tolerances = Tolerances(
+        knee_drop=args.knee_drop, p95_rise=args.p95_rise, error_rate_rise=args.error_rate_rise
+    )
+    comparison = compare(baseline, current, tolerances)
+    print(comparison.to_markdown())
+    return comparison.exit_code
+
+
+# --- brink profiles ------------------------------------------------------------------------------
+
+
+def _add_profiles(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("profiles", help="list the named load profiles")
+    parser.add_argument("--average-rps", type=_positive(float), default=50.0)
+    parser.add_argument("--peak-rps", type=_positive(float), default=100.0)
+    parser.add_argument("--step-s", type=_positive(float), default=20.0)
+    parser.set_defaults(func=cmd_profiles)
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    params = ProfileParams(average_rps=args.average_rps, peak_rps=args.peak_rps, step_s=args.step_s)
+    for name, spec in PROFILES.items():
+        try:
+            profile = build_profile(name, params)
+        except ValueError as exc:
+            print(f"{name}: {spec.description} ({exc})")
+            continue
+        stages = ", ".join(f"{stage.rps:g}" for stage in profile.stages)
+        print(f"{name:<17} {spec.description}\n{'':<17} {profile.duration_s:.0f} s: {stages} req/s")
+    return ExitCode.OK
+
+
 # --- dispatch ----------------------------------------------------------------------------------
 
-_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_up,)
+_SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    _add_up,
+    _add_ramp,
+    _add_compare,
+    _add_profiles,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@
 | 1 | ``THRESHOLDS_BREACHED`` | the run finished but at least one threshold failed |
 | 2 | ``USAGE`` | bad command line or configuration (argparse's own code) |
 | 3 | ``RUN_FAILED`` | the stack or the load generator failed: no verdict on the service |
-| 4 | ``ABORTED_ON_COLLAPSE`` | the run stopped early because goodput collapsed |
+| 4 | ``ABORTED_ON_COLLAPSE`` | goodput collapsed at or below the peak (not in ``breakpoint``) |
 | 5 | ``REGRESSION`` | ``compare``: the current run regressed against the baseline |
 """
 

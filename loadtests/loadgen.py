@@ -13,11 +13,13 @@ The locustfile (users and the shape class only) delegates here. Roles:
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -42,6 +44,7 @@ class _State:
     driver: ShapeDriver | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     ended_at: float | None = None
+    stop_requested: bool = False
 
 
 _state: _State | None = None
@@ -153,8 +156,18 @@ def on_init(environment: Environment) -> None:
         environment.events.worker_report.add_listener(_on_worker_report)
         if options.brink_metrics_port:
             serve_metrics(_state.series, _runner_view(environment), options.brink_metrics_port)
+    if options.headless and not isinstance(runner, WorkerRunner):
+        # Headless with a shape, Locust installs no SIGTERM handler until the shape has ended
+        # (and Ctrl-C does not stop it): end the shape ourselves, so the run still shuts down
+        # through Locust's own path and writes --brink-out.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, _request_stop)
     environment.events.test_start.add_listener(_on_test_start)
     environment.events.quitting.add_listener(_on_quitting)
+
+
+def _request_stop() -> None:
+    state().stop_requested = True
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
@@ -163,6 +176,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     current.series.slo_s = options.slo_ms / 1000
     current.timeline.clear()
     current.ended_at = None
+    current.stop_requested = False
     if not isinstance(environment.runner, MasterRunner) and current.engine is None:
         mix = Mix(parse_weights(options.mix))
         current.engine = ArrivalEngine(
@@ -215,7 +229,7 @@ def shape_tick(environment: Environment, clock: Any) -> tuple[int, float] | None
         current.driver = make_driver(environment, clock)
     result = current.driver.tick()
     tick = current.driver.current()
-    if tick is None or result is None:
+    if tick is None or result is None or current.stop_requested:
         if current.ended_at is None:
             current.ended_at = time.time()
         _broadcast(environment, 0.0)

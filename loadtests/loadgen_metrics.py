@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -110,7 +110,13 @@ class LoadgenCollector(Collector):
 
 
 def serve_metrics(series: Series, view: RunnerView, port: int, host: str = "127.0.0.1") -> None:
-    """Serve ``/metrics`` on ``host:port`` from a background (green) thread."""
+    """Serve ``/metrics`` on ``host:port`` with gevent's WSGI server, inside Locust's hub.
+
+    (prometheus_client's own ``start_http_server`` runs a thread, which under Locust's gevent
+    patching swallowed SIGTERM: Locust then died without its graceful shutdown.)
+    """
+    from gevent.pywsgi import WSGIServer  # only ever imported inside a Locust process
+
     registry = CollectorRegistry()
     registry.register(LoadgenCollector(series, view))
-    start_http_server(port, addr=host, registry=registry)
+    WSGIServer((host, port), make_wsgi_app(registry), log=None).start()

@@ -1,0 +1,1 @@
+"""Benchmarks of the demo service: ``python -m benchmarks.backend`` (see README.md)."""

@@ -1,0 +1,74 @@
+"""Everything one ramp produced, in one value: what the reports are written from.
+
+The runner gathers samples, the pure analysis judges them, and :class:`RampOutcome` carries
+both to :mod:`loadtests.report`. ``to_dict`` is the JSON report's content; ``brink compare``
+reads the summary back with :func:`summary_from_report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.capacity import Prediction
+from loadtests.exit_codes import ExitCode
+from loadtests.probe import ProbeResult
+from loadtests.samples import StageSample
+from loadtests.summary import RunSummary
+from loadtests.thresholds import ThresholdResult
+from loadtests.tipping import TippingPoint
+
+
+@dataclass(frozen=True)
+class RampOutcome:
+    config: dict[str, Any]
+    """The ramp's configuration: profile, rates, SLO, mix, target, stack settings."""
+    stages: tuple[StageSample, ...]
+    tipping: TippingPoint
+    summary: RunSummary
+    thresholds: tuple[ThresholdResult, ...]
+    exit_code: ExitCode
+    started_at: float
+    finished_at: float
+    prediction: Prediction | None = None
+    probe: ProbeResult | None = None
+    aborted: str | None = None
+    """Why the run stopped early (collapse, watchdog), or None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        prediction = None
+        if self.prediction is not None:
+            prediction = {
+                "saturation_rps": self.prediction.saturation_rps,
+                "bottleneck": self.prediction.bottleneck,
+                "explanation": self.prediction.explanation,
+                "resources": [dataclasses.asdict(r) for r in self.prediction.resources],
+            }
+        return {
+            "config": self.config,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "aborted": self.aborted,
+            "exit_code": int(self.exit_code),
+            "verdict": self.exit_code.name,
+            "summary": self.summary.to_dict(),
+            "tipping": dataclasses.asdict(self.tipping),
+            "prediction": prediction,
+            "probe": self.probe.to_dict() if self.probe else None,
+            "thresholds": [
+                {
+                    "threshold": str(result.threshold),
+                    "passed": result.passed,
+                    "actual": result.actual,
+                    "message": result.message,
+                }
+                for result in self.thresholds
+            ],
+            "stages": [stage.to_dict() for stage in self.stages],
+        }
+
+
+def summary_from_report(report: dict[str, Any]) -> RunSummary:
+    """The :class:`RunSummary` of a ``report.json`` written by an earlier run."""
+    return RunSummary.from_dict(report["summary"])

@@ -1,0 +1,142 @@
+"""``brink ramp``: stack, probe, ramp, verdict, reports — the lab's main job, end to end.
+
+1. Start the native stack (unless given a target, which must be on this machine).
+2. Probe each route at low load and predict the saturation throughput (capacity model).
+3. Run the profile through Locust, gathering per-stage samples (:mod:`loadtests.runner`).
+4. Find the tipping point, compare it with the prediction, check the thresholds.
+5. Write the reports and return the exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadtests.capacity import Prediction, predict
+from loadtests.exit_codes import ExitCode
+from loadtests.mix import Mix, parse_weights
+from loadtests.native.process import free_port
+from loadtests.native.stack import NativeStack, StackConfig, StackError
+from loadtests.outcome import RampOutcome
+from loadtests.probe import ProbeFailed, ProbeResult, probe
+from loadtests.report import write_reports
+from loadtests.runner import RampConfig, RampRun, run_ramp
+from loadtests.summary import summarize
+from loadtests.thresholds import Threshold, evaluate
+from loadtests.tipping import TippingPoint, find_tipping_point
+
+Say = Callable[[str], None]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class RampJob:
+    config: RampConfig
+    run_dir: Path
+    target: str | None = None
+    """A running service's base URL (already checked to be loopback); None starts the stack."""
+    slow_api: str | None = None
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """Extra ``BRINK_*`` settings for the stack brink starts."""
+    thresholds: Sequence[Threshold] = ()
+    probe: bool = True
+
+
+def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> tuple[str, str | None]:
+    if job.target is not None:
+        return job.target, job.slow_api
+    native = NativeStack(
+        StackConfig(
+            service_port=free_port(),
+            slow_api_port=free_port(),
+            pg_port=free_port(),
+            extra_env=dict(job.settings),
+            run_dir=job.run_dir / "stack",
+        )
+    )
+    say("starting the native stack (Postgres, slow API, demo service)")
+    native.start()
+    stack.callback(native.stop)
+    return native.urls["service"], native.urls["slow_api"]
+
+
+def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeResult | None:
+    if not job.probe:
+        return None
+    say("probing each route at low load (capacity model)")
+    mix = Mix(parse_weights(job.config.mix))
+    return probe(service, mix, None if slow_api is None else slow_api + "/metrics", progress=say)
+
+
+def _verdict(
+    run: RampRun, tipping: TippingPoint, failed_thresholds: bool, config: RampConfig
+) -> ExitCode:
+    """Run failed (3) > thresholds breached (1) > collapsed at or below the peak (4) > ok."""
+    if not run.stages or (run.aborted or "").startswith("watchdog"):
+        return ExitCode.RUN_FAILED
+    if failed_thresholds:
+        return ExitCode.THRESHOLDS_BREACHED
+    collapsed = next((s for s in run.stages if s.index == tipping.collapse_index), None)
+    # Collapsing past the peak is what a ramp is for; collapsing at or below it is a failure.
+    # (Finding the collapse is the breakpoint profile's whole job.)
+    at_or_below_peak = collapsed is not None and collapsed.target_rps <= config.peak_rps
+    if at_or_below_peak and config.profile != "breakpoint":
+        return ExitCode.ABORTED_ON_COLLAPSE
+    return ExitCode.OK
+
+
+def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode]:
+    """Do the whole ramp; returns the outcome (None if nothing ran) and the exit code."""
+    started = time.time()
+    config = job.config
+    with ExitStack() as stack:
+        try:
+            service, slow_api = _start_stack(job, stack, say)
+            result = _probe(job, service, slow_api, say)
+        except (StackError, ProbeFailed) as exc:
+            say(f"brink ramp: {exc}")
+            return None, ExitCode.RUN_FAILED
+        prediction: Prediction | None = None
+        if result is not None:
+            prediction = predict(result.demands, result.capacities)
+            say(f"predicted saturation {prediction.saturation_rps:.0f} req/s; "
+                f"{prediction.explanation}")  # fmt: skip
+        say(f"ramp: profile {config.profile}, about {config.expected_duration_s():.0f} s")
+        run = run_ramp(config, service, job.run_dir, progress=say)
+    if not run.stages:
+        say(f"brink ramp: the load generator produced no stage; see {job.run_dir / 'locust.log'}")
+        return None, ExitCode.RUN_FAILED
+    tipping = find_tipping_point(run.stages, config.slo_s)
+    summary = summarize(run.stages, config.slo_s, config.average_rps, config.peak_rps, prediction)
+    results = tuple(evaluate(job.thresholds, summary))
+    code = _verdict(run, tipping, any(not r.passed for r in results), config)
+    outcome = RampOutcome(
+        config={
+            **config.to_dict(),
+            "target": job.target or "native stack",
+            "settings": dict(job.settings),
+        },
+        stages=tuple(run.stages),
+        tipping=tipping,
+        summary=summary,
+        thresholds=results,
+        exit_code=code,
+        started_at=started,
+        finished_at=time.time(),
+        prediction=prediction,
+        probe=result,
+        aborted=run.aborted,
+    )
+    paths = write_reports(outcome, job.run_dir)
+    say(tipping.explanation)
+    for threshold in results:
+        say(("ok    " if threshold.passed else "FAIL  ") + threshold.message)
+    say(f"verdict: {code.name} (exit {int(code)}); reports: {paths.get('html', job.run_dir)}")
+    return outcome, code

@@ -1,0 +1,80 @@
+"""End to end: `brink ramp` through the native stack, real Locust, real Postgres.
+
+A small pool with a known DB hold puts the saturation near 100 req/s, well within what one
+generator process sends on two cores. The ramp must find a knee close to the capacity
+model's prediction, write every report, and exit with the documented codes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# Pool of 4 connections, each order holding one ~41 ms: saturation ~97 req/s (Little's law).
+STACK = ["--set", "DB__POOL_MAX=4", "--set", "DB__POOL_MIN=4", "--set", "DB__EXTRA_LATENCY_S=0.04"]
+RAMP = [
+    "--profile", "breakpoint", "--average-rps", "50", "--peak-rps", "100", "--step-s", "6",
+    "--slo-ms", "500", "--timeout-s", "3", "--mix", "order=1", "--seed", "1",
+]  # fmt: skip
+
+
+def _brink(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = _brink(
+        "ramp", *RAMP, *STACK, "--run-dir", str(run_dir),
+        "--threshold", "knee_rps>=40", "--threshold", "error_rate_at_average<=0.01",
+        timeout_s=150,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    for name in (
+        "report.json", "summary.md", "junit.xml", "report.html",
+        "throughput.png", "latency.png", "saturation.png",
+    ):  # fmt: skip
+        assert (run_dir / name).stat().st_size > 0, name
+
+    report = json.loads((run_dir / "report.json").read_text())
+    predicted = report["prediction"]["saturation_rps"]
+    knee = report["summary"]["knee_rps"]
+    assert report["prediction"]["bottleneck"] == "db_pool"
+    assert 80 <= predicted <= 110, report["prediction"]["explanation"]
+    assert knee is not None
+    assert abs(knee - predicted) / predicted <= 0.15, (knee, predicted)
+    assert report["summary"]["error_rate_at_average"] <= 0.01
+    assert len(report["stages"]) >= 4
+    first = report["stages"][0]
+    assert abs(first["offered_rps"] - 50) / 50 < 0.15  # open model: offered what was asked
+    assert first["server"]["pool_size"] == 4
+
+    suite = ET.parse(run_dir / "junit.xml").getroot()
+    assert not list(suite.iter("failure"))
+
+
+def test_a_breached_threshold_exits_1(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = _brink(
+        "ramp", "--profile", "average", "--average-rps", "20", "--step-s", "3",
+        "--timeout-s", "2", "--no-probe", "--run-dir", str(run_dir),
+        "--threshold", "p95_at_average_ms<=0.001",
+        timeout_s=90,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    failures = list(ET.parse(run_dir / "junit.xml").getroot().iter("failure"))
+    assert len(failures) == 1
+    assert "p95_at_average_ms" in (run_dir / "summary.md").read_text()
