@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from benchmarks import cpu
 from benchmarks.results import ItemsRun, OrdersRun, Window
@@ -124,7 +124,7 @@ def _orders_round(
     name = f"orders-r{round_no}-pool-{pool}"
     with (
         running_service(name, bench.dsn, bench.log_dir, settings) as service,
-        httpx.Client(base_url=service.base_url, timeout=bench.timeout_s) as client,
+        httpx2.Client(base_url=service.base_url, timeout=bench.timeout_s) as client,
     ):
         _load(bench, service, "orders", connections, bench.warmup_s)
         wait_drained(client)

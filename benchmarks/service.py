@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.native.process import ManagedProcess, free_port
@@ -77,7 +77,7 @@ def running_service(
         process.stop()
 
 
-def pool_counters(client: httpx.Client, route: str = ORDERS_ROUTE) -> PoolCounters:
+def pool_counters(client: httpx2.Client, route: str = ORDERS_ROUTE) -> PoolCounters:
     """Scrape ``/metrics`` for ``route``'s pool acquisitions and busy seconds."""
     at = time.monotonic()
     text = _scrape(client)
@@ -96,7 +96,7 @@ def pool_counters(client: httpx.Client, route: str = ORDERS_ROUTE) -> PoolCounte
     )
 
 
-def wait_drained(client: httpx.Client) -> None:
+def wait_drained(client: httpx2.Client) -> None:
     """Poll until no HTTP request but the scrape itself is in flight and the pool is idle.
 
     A load run ends on the client side; requests the service had queued still finish after.
@@ -125,7 +125,7 @@ def _in_flight_and_in_use(text: str) -> tuple[float, float]:
     return in_flight, in_use
 
 
-def probe_hold(client: httpx.Client, orders: int) -> float:
+def probe_hold(client: httpx2.Client, orders: int) -> float:
     """Place ``orders`` orders one after another; the mean pool hold per order, in seconds."""
     before = pool_counters(client)
     for _ in range(orders):
@@ -139,7 +139,7 @@ def probe_hold(client: httpx.Client, orders: int) -> float:
     return pool_counters(client).hold_since(before)
 
 
-def _scrape(client: httpx.Client) -> str:
+def _scrape(client: httpx2.Client) -> str:
     response = client.get("/metrics")
     response.raise_for_status()
     return response.text

@@ -74,6 +74,8 @@ def _add_up(subparsers: Subparsers) -> None:
         ("--service-port", defaults.service_port, "demo service"),
         ("--slow-api-port", defaults.slow_api_port, "slow API"),
         ("--pg-port", defaults.pg_port, "private Postgres"),
+        ("--locust-port", 8089, "Locust web UI"),
+        ("--loadgen-metrics-port", defaults.loadgen_metrics_port, "load generator's /metrics"),
     ):
         parser.add_argument(
             flag,
@@ -94,6 +96,14 @@ def _add_up(subparsers: Subparsers) -> None:
         default=[],
         help="extra setting as BRINK_KEY for both processes, e.g. --set DB__POOL_MAX=10",
     )
+    parser.add_argument("--no-locust", action="store_true", help="do not start Locust's web UI")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Locust master with N worker processes (default: one process)",
+    )
     parser.set_defaults(func=cmd_up)
 
 
@@ -106,6 +116,9 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         pg_port=args.pg_port,
         extra_env=dict(args.settings),
         run_dir=args.run_dir.absolute(),
+        locust_port=None if args.no_locust else args.locust_port,
+        loadgen_metrics_port=args.loadgen_metrics_port,
+        locust_workers=args.workers,
     )
 
 
@@ -142,8 +155,10 @@ def _print_ready(stack: NativeStack) -> None:
         ("metrics", urls["metrics"]),
         ("slow API", urls["slow_api"]),
         ("postgres", urls["postgres"]),
-        ("logs", str(stack.config.run_dir)),
     ]
+    if "locust" in urls:
+        rows += [("Locust web UI", urls["locust"]), ("Locust metrics", urls["loadgen_metrics"])]
+    rows.append(("logs", str(stack.config.run_dir)))
     token = stack.admin_token_file
     rows.append(("admin token", f"in {token}" if token else f"as given in {ADMIN_TOKEN_ENV}"))
     print("brink up: ready")

@@ -19,14 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.process import ManagedProcess, free_port
 from loadtests.profiles import ProfileParams, build_profile
 from loadtests.samples import StageSample
 from loadtests.scrape import Scrape, Scraper, server_window
 from loadtests.series import Series, window
 from loadtests.tipping import AbortRule, abort_reason
-
-LOCUSTFILE = Path(__file__).parent / "locustfiles" / "brink.py"
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,7 @@ def _locust_argv(config: RampConfig, host: str, out: Path, metrics_port: int) ->
         "-m",
         "locust",
         "-f",
-        str(LOCUSTFILE),
+        str(BRINK_LOCUSTFILE),
         "--headless",
         "--host",
         host,

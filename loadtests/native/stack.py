@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.postgres import PostgresError, PrivatePostgres
 from loadtests.native.process import ManagedProcess, ProcessFailed, port_is_free
 
@@ -32,14 +34,24 @@ class StackConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     run_dir: Path = Path(".brink/up")
     """Logs of every process, and the generated admin token."""
+    locust_port: int | None = None
+    """Start Locust's web UI (brink's locustfile) on this port; None: no Locust."""
+    loadgen_metrics_port: int = 9646
+    """The Locust master's Prometheus /metrics, when Locust runs."""
+    locust_workers: int = 0
+    """0: one Locust process; N: a master with N worker processes."""
 
     def ports(self) -> dict[str, tuple[int, str]]:
         """Each part's port and the ``brink up`` flag that changes it."""
-        return {
+        ports = {
             "demo service": (self.service_port, "--service-port"),
             "slow API": (self.slow_api_port, "--slow-api-port"),
             "Postgres": (self.pg_port, "--pg-port"),
         }
+        if self.locust_port is not None:
+            ports["Locust web UI"] = (self.locust_port, "--locust-port")
+            ports["load generator metrics"] = (self.loadgen_metrics_port, "--loadgen-metrics-port")
+        return ports
 
     def managed_env(self) -> dict[str, str]:
         """The settings the stack owns; ``extra_env`` may not override them."""
@@ -68,12 +80,16 @@ class NativeStack:
     def urls(self) -> dict[str, str]:
         base = f"http://{self.config.host}"
         service = f"{base}:{self.config.service_port}"
-        return {
+        urls = {
             "service": service,
             "metrics": f"{service}/metrics",
             "slow_api": f"{base}:{self.config.slow_api_port}",
             "postgres": self.postgres.dsn,
         }
+        if self.config.locust_port is not None:
+            urls["locust"] = f"{base}:{self.config.locust_port}"
+            urls["loadgen_metrics"] = f"{base}:{self.config.loadgen_metrics_port}/metrics"
+        return urls
 
     def start(self) -> Self:
         """Start everything and wait until each part answers; on failure stop what started."""
@@ -85,6 +101,8 @@ class NativeStack:
                 "slow API", "demo_service.slow_api", env, self.urls["slow_api"] + "/healthz"
             )
             self._start("demo service", "demo_service", env, self.urls["service"] + "/readyz")
+            if self.config.locust_port is not None:
+                self._start_locust()
         except (PostgresError, ProcessFailed, OSError) as exc:
             self.stop()
             raise StackError(str(exc)) from exc
@@ -155,8 +173,24 @@ class NativeStack:
 
     def _start(self, name: str, module: str, env: Mapping[str, str], ready_url: str) -> None:
         log = self.config.run_dir / f"{module.rpartition('.')[2]}.log"
-        log.unlink(missing_ok=True)  # a fresh log per run, so its tail is about this run
-        process = ManagedProcess.python_module(name, module, log, env)
+        self._run(ManagedProcess.python_module(name, module, log, env), ready_url)
+
+    def _start_locust(self) -> None:
+        """Locust's web UI with brink's locustfile, aimed at the demo service."""
+        config = self.config
+        argv = [
+            sys.executable, "-m", "locust", "-f", str(BRINK_LOCUSTFILE),
+            "--host", self.urls["service"],
+            "--web-host", config.host, "--web-port", str(config.locust_port),
+            "--brink-metrics-port", str(config.loadgen_metrics_port),
+        ]  # fmt: skip
+        if config.locust_workers:
+            argv += ["--processes", str(config.locust_workers)]
+        log = config.run_dir / "locust.log"
+        self._run(ManagedProcess("Locust", argv, log), self.urls["locust"] + "/")
+
+    def _run(self, process: ManagedProcess, ready_url: str) -> None:
+        process.log_path.unlink(missing_ok=True)  # a fresh log per run: its tail is this run's
         self.processes.append(process)
         process.start()
         process.wait_http_ready(ready_url, READY_TIMEOUT_S)

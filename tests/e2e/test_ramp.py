@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 # Pool of 4 connections, each order holding one ~41 ms: saturation ~97 req/s (Little's law).
 STACK = ["--set", "DB__POOL_MAX=4", "--set", "DB__POOL_MIN=4", "--set", "DB__EXTRA_LATENCY_S=0.04"]
 RAMP = [
-    "--profile", "breakpoint", "--average-rps", "50", "--peak-rps", "100", "--step-s", "6",
+    "--profile", "breakpoint", "--average-rps", "60", "--peak-rps", "100", "--step-s", "8",
     "--slo-ms", "500", "--timeout-s", "3", "--mix", "order=1", "--seed", "1",
 ]  # fmt: skip
 
@@ -59,7 +59,8 @@ def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> No
     assert report["summary"]["error_rate_at_average"] <= 0.01
     assert len(report["stages"]) >= 4
     first = report["stages"][0]
-    assert abs(first["offered_rps"] - 50) / 50 < 0.15  # open model: offered what was asked
+    # Open model: it offered what was asked (Poisson arrivals: about +-10% over 5 s).
+    assert abs(first["offered_rps"] - 60) / 60 < 0.2
     assert first["server"]["pool_size"] == 4
 
     suite = ET.parse(run_dir / "junit.xml").getroot()

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from loadtests.native._binaries import alive, working_in
 from loadtests.native.process import free_port, port_is_free
+from tests.support import sample_value
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +77,8 @@ def stack_processes(up: Up) -> list[int]:
 
 def answers(url: str) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.TransportError:
+        return httpx2.get(url, timeout=1.0).status_code == 200
+    except httpx2.TransportError:
         return False
 
 
@@ -89,6 +90,8 @@ class Up:
     service_port: int
     slow_api_port: int
     pg_port: int
+    locust_port: int
+    loadgen_metrics_port: int
     run_dir: Path
     out_path: Path
     err_path: Path
@@ -101,6 +104,14 @@ class Up:
     def slow_api(self) -> str:
         return f"http://127.0.0.1:{self.slow_api_port}"
 
+    @property
+    def locust(self) -> str:
+        return f"http://127.0.0.1:{self.locust_port}"
+
+    @property
+    def loadgen_metrics(self) -> str:
+        return f"http://127.0.0.1:{self.loadgen_metrics_port}/metrics"
+
     def output(self) -> tuple[str, str]:
         return self.out_path.read_text(), self.err_path.read_text()
 
@@ -109,9 +120,12 @@ class Up:
             if self.process.poll() is not None:
                 out, err = self.output()
                 pytest.fail(f"brink up exited {self.process.returncode}:\n{out}\n{err}")
-            return answers(self.service + "/readyz") and answers(self.slow_api + "/healthz")
+            return all(
+                answers(url)
+                for url in (self.service + "/readyz", self.slow_api + "/healthz", self.locust)
+            )
 
-        poll_until(ready, START_DEADLINE_S, "service /readyz and slow API /healthz")
+        poll_until(ready, START_DEADLINE_S, "service, slow API and Locust web UI")
         poll_until(lambda: "ready" in self.output()[0], 5, "the ready banner")
 
     def wait_exit(self) -> int:
@@ -121,7 +135,8 @@ class Up:
             pytest.fail(f"brink up still running {STOP_DEADLINE_S:.0f} s later")
 
     def assert_nothing_left(self, pids: list[int]) -> None:
-        for port in (self.service_port, self.slow_api_port, self.pg_port):
+        ports = (self.service_port, self.slow_api_port, self.pg_port, self.locust_port)
+        for port in (*ports, self.loadgen_metrics_port):
             assert port_is_free(port), f"port {port} still in use"
         assert [pid for pid in pids if alive(pid)] == []
         assert pg_temp_dirs(self.pg_port) == []
@@ -133,17 +148,18 @@ def brink_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
     def start(*extra: str, service_port: int | None = None) -> Up:
-        service, slow_api, pg = distinct_free_ports(3)
+        service, slow_api, pg, locust, metrics = distinct_free_ports(5)
         service = service_port or service
         run_dir = tmp_path / f"run-{len(started)}"
         argv = [sys.executable, "-m", "loadtests", "up", f"--run-dir={run_dir}"]
         argv += [f"--service-port={service}", f"--slow-api-port={slow_api}", f"--pg-port={pg}"]
+        argv += [f"--locust-port={locust}", f"--loadgen-metrics-port={metrics}"]
         out, err = tmp_path / f"up-{len(started)}.out", tmp_path / f"up-{len(started)}.err"
         with out.open("wb") as out_file, err.open("wb") as err_file:
             process = subprocess.Popen(
                 [*argv, *extra], stdout=out_file, stderr=err_file, cwd=tmp_path
             )
-        up = Up(process, service, slow_api, pg, run_dir, out, err)
+        up = Up(process, service, slow_api, pg, locust, metrics, run_dir, out, err)
         started.append(up)
         return up
 
@@ -184,10 +200,48 @@ def test_up_serves_until_sigterm_then_leaves_nothing(brink_up: Callable[..., Up]
     assert up.wait_exit() == 0
     up.assert_nothing_left(pids)
     assert not pg_dir.exists()
-    assert {"postgres.log", "slow_api.log", "demo_service.log"} <= {
+    assert {"postgres.log", "slow_api.log", "demo_service.log", "locust.log"} <= {
         path.name for path in up.run_dir.iterdir()
     }
     assert "stopped" in up.output()[1]
+
+
+def _arrivals(up: Up) -> float:
+    text = httpx2.get(up.loadgen_metrics, timeout=2.0).text
+    return sample_value(text, "brink_loadgen_arrivals_total")
+
+
+def test_the_locust_web_ui_runs_a_profile_against_the_stack(brink_up: Callable[..., Up]) -> None:
+    up = brink_up()
+    up.wait_ready()
+    page = httpx2.get(up.locust, timeout=5.0).text
+    assert "load_profile" in page  # brink's custom parameters are in the UI
+
+    form = {
+        "user_count": "1",
+        "spawn_rate": "1",
+        "host": up.service,
+        "load_profile": "average",
+        "average_rps": "20",
+        "peak_rps": "40",
+        "step_s": "5",
+    }
+    response = httpx2.post(up.locust + "/swarm", data=form, timeout=5.0)
+    assert response.status_code == 200, response.text
+    poll_until(lambda: _arrivals(up) >= 30, 20, "30 arrivals sent from the web UI's run")
+    httpx2.get(up.locust + "/stop", timeout=5.0)
+
+    service_metrics = httpx2.get(up.service + "/metrics", timeout=2.0).text
+    assert (
+        sample_value(
+            service_metrics,
+            "brink_http_requests_total",
+            {"route": "/items/{item_id}", "method": "GET", "status": "200"},
+        )
+        > 0
+    )
+    up.process.send_signal(signal.SIGTERM)
+    assert up.wait_exit() == 0
 
 
 def test_ctrl_c_stops_it_too(brink_up: Callable[..., Up]) -> None:
