@@ -21,6 +21,7 @@ from loadtests.exit_codes import ExitCode
 from loadtests.mix import parse_weights
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import summary_from_report
+from loadtests.pacing import ARRIVALS
 from loadtests.profiles import PROFILES, ProfileParams, build_profile
 from loadtests.runner import RampConfig
 from loadtests.safety import loopback_only
@@ -254,6 +255,12 @@ def _add_ramp(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--mix", default=defaults.mix, help="request mix (%(default)s)")
     parser.add_argument(
+        "--arrivals",
+        choices=ARRIVALS,
+        default=defaults.arrivals,
+        help="gaps between arrivals: poisson (bursty) or even (exact rates)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -326,6 +333,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         slo_s=args.slo_ms / 1000,
         timeout_s=args.timeout_s,
         mix=args.mix,
+        arrivals=args.arrivals,
         workers=args.workers,
         rps_cap=args.rps_cap,
         duration_cap_s=args.duration_cap_s,

@@ -26,6 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests.arrivals import ArrivalEngine
 from loadtests.loadgen_metrics import RunnerView, serve_metrics
 from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
+from loadtests.pacing import ARRIVALS
 from loadtests.profiles import PROFILES, ProfileParams, build_profile
 from loadtests.series import Series
 from loadtests.shapes import RateSchedule, ShapeDriver, Tick, rate_per_dispatcher
@@ -77,6 +78,12 @@ def add_options(parser: Any) -> None:
         "--mix",
         default=",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()),
         help="Request mix weights, e.g. item=6,order=2,quote=1,cpu=1.",
+    )
+    parser.add_argument(
+        "--arrivals",
+        choices=ARRIVALS,
+        default="poisson",
+        help="Gaps between arrivals: poisson (bursty, realistic) or even (exact rates).",
     )
     parser.add_argument(
         "--timeout-s",

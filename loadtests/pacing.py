@@ -42,25 +42,44 @@ class Arrivals(Protocol):
     def arrive(self) -> None: ...
 
 
+ARRIVALS = ("poisson", "even")
+
+
+def _poisson(rng: random.Random, rate: float) -> float:
+    return rng.expovariate(rate)
+
+
+def _even(rng: random.Random, rate: float) -> float:
+    return 1.0 / rate
+
+
 def dispatch(
     engine: Arrivals,
     rng: random.Random,
     clock: Callable[[], float],
     sleep: Callable[[float], Any],
+    arrivals: str = "poisson",
 ) -> None:
-    """A dispatcher's life: Poisson arrivals at ``engine.rate_per_dispatcher``, forever.
+    """A dispatcher's life: arrivals at ``engine.rate_per_dispatcher``, forever.
 
-    The schedule is absolute (late wake-ups catch up) and starts at a random phase, so
-    dispatchers started together do not fire in lockstep.
+    ``poisson``: exponential gaps, bursty like independent users (realistic queueing).
+    ``even``: equal gaps; the offered rate per stage is then near exact, which suits
+    measurements. The schedule is absolute (late wake-ups catch up) and starts at a random
+    phase, so dispatchers started together do not fire in lockstep.
     """
+    if arrivals not in ARRIVALS:
+        raise ValueError(f"arrivals must be one of {ARRIVALS}, got {arrivals!r}")
+    gap = _poisson if arrivals == "poisson" else _even
     next_at = clock()
+    phase = True
     while True:
         rate = engine.rate_per_dispatcher
         if rate <= 0:
             sleep(0.1)
-            next_at = clock()
+            next_at, phase = clock(), True
             continue
-        next_at += rng.expovariate(rate)
+        next_at += rng.uniform(0, 1 / rate) if phase else gap(rng, rate)
+        phase = False
         lag = clock() - next_at
         if lag < 0:
             sleep(-lag)

@@ -39,6 +39,8 @@ class RampConfig:
     slo_s: float = 0.5
     timeout_s: float = 10.0
     mix: str = "item=6,order=2,quote=1,cpu=1"
+    arrivals: str = "poisson"
+    """Gaps between arrivals: ``poisson`` (realistic bursts) or ``even`` (exact rates)."""
     workers: int = 0
     """0: one generator process; N: a Locust master with N worker processes."""
     slice_rps: float = 10.0
@@ -103,6 +105,8 @@ def _locust_argv(config: RampConfig, host: str, out: Path, metrics_port: int) ->
         str(config.timeout_s),
         "--mix",
         config.mix,
+        "--arrivals",
+        config.arrivals,
         "--slice-rps",
         str(config.slice_rps),
         "--max-in-flight",
@@ -206,9 +210,14 @@ def _progress_line(
             f" waiters {server.total('brink_db_pool_waiters'):.0f}"
         )
     left = max(0.0, total_s - elapsed_s)
+    where = (
+        live.name
+        if live.index >= stages_total
+        else (f"stage {live.index + 1}/{stages_total} {live.name}")
+    )
     return (
-        f"[{elapsed_s:4.0f}s, {left:4.0f}s left] stage {live.index + 1}/{stages_total}"
-        f" {live.name}: offered {sample.offered_rps:6.1f} achieved {sample.achieved_rps:6.1f}"
+        f"[{elapsed_s:4.0f}s, {left:4.0f}s left] {where}: offered {sample.offered_rps:6.1f}"
+        f" achieved {sample.achieved_rps:6.1f}"
         f" good {sample.goodput_rps:6.1f} req/s | p95 {p95}{pool}"
     )
 

@@ -41,7 +41,8 @@ class Dispatcher(User):
         if engine is None:  # the test has not started in this process yet
             gevent.sleep(0.1)
             return
-        dispatch(engine, random.Random(), clock=time.time, sleep=gevent.sleep)
+        arrivals = self.environment.parsed_options.arrivals
+        dispatch(engine, random.Random(), time.time, gevent.sleep, arrivals)
 
 
 class ProfileShape(LoadTestShape):

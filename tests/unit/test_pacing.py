@@ -110,3 +110,19 @@ class RetriesExceeded(Exception):
 )
 def test_error_kinds(status: int, error: BaseException | None, kind: str | None) -> None:
     assert error_kind(status, error) == kind
+
+
+def test_even_arrivals_offer_the_rate_exactly() -> None:
+    clock = FakeClock(1000.0, 1100.0)
+    engine = FakeEngine(50.0, clock)
+    with pytest.raises(_Done):
+        dispatch(engine, random.Random(3), clock, clock.sleep, arrivals="even")
+    assert len(engine.arrivals) == pytest.approx(5_000, abs=2)
+    gaps = {round(b - a, 9) for a, b in zip(engine.arrivals[1:], engine.arrivals[2:], strict=False)}
+    assert gaps == {0.02}
+
+
+def test_unknown_arrivals_are_refused() -> None:
+    clock = FakeClock(0.0, 1.0)
+    with pytest.raises(ValueError, match="poisson"):
+        dispatch(FakeEngine(1.0, clock), random.Random(), clock, clock.sleep, arrivals="bursty")
