@@ -1,0 +1,82 @@
+"""`brink compare`, `brink profiles` and `brink ramp`'s refusals, through `main` (no load)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from loadtests.cli import main
+from loadtests.exit_codes import ExitCode
+from loadtests.summary import RunSummary
+
+BASELINE = RunSummary(
+    knee_rps=200.0,
+    onset_rps=170.0,
+    collapse_rps=260.0,
+    predicted_rps=210.0,
+    knee_error_ratio=-0.05,
+    p95_at_average_ms=20.0,
+    p99_at_average_ms=40.0,
+    error_rate_at_average=0.0,
+    goodput_ratio_at_peak=0.99,
+    max_offered_rps=300.0,
+    dropped_ratio=0.0,
+)
+
+
+def _run(tmp_path: Path, name: str, summary: RunSummary) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "report.json").write_text(json.dumps({"summary": summary.to_dict()}))
+    return folder
+
+
+def test_compare_passes_a_run_within_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    current = dataclasses.replace(BASELINE, knee_rps=190.0, p95_at_average_ms=21.0)
+    code = main(["compare", str(_run(tmp_path, "a", BASELINE)), str(_run(tmp_path, "b", current))])
+    assert code == ExitCode.OK
+    assert "knee_rps" in capsys.readouterr().out
+
+
+def test_compare_flags_a_lowered_tipping_point(tmp_path: Path) -> None:
+    current = dataclasses.replace(BASELINE, knee_rps=150.0)
+    baseline_file = _run(tmp_path, "a", BASELINE) / "report.json"
+    code = main(["compare", str(baseline_file), str(_run(tmp_path, "b", current))])
+    assert code == ExitCode.REGRESSION
+
+
+def test_compare_refuses_what_is_not_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "junk.json").write_text("{}")
+    assert main(["compare", str(tmp_path / "junk.json"), str(tmp_path / "missing")]) == 2
+    assert "cannot read a report" in capsys.readouterr().err
+
+
+def test_profiles_lists_every_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profiles", "--average-rps", "10", "--peak-rps", "20"]) == 0
+    out = capsys.readouterr().out
+    for name in ("average", "peak", "breakpoint", "spike", "soak", "ramp-and-recover"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--target", "http://10.1.2.3:8000"], "--allow-remote"),
+        (["--mix", "item=x"], "mix"),
+        (["--average-rps", "100", "--peak-rps", "50"], "peak"),
+        (["--rps-cap", "10", "--peak-rps", "100"], "cap"),
+    ],
+)
+def test_ramp_refuses_bad_plans_before_starting_anything(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ramp", "--run-dir", str(tmp_path / "run"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
