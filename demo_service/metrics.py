@@ -70,12 +70,101 @@ class _PoolCollector(Collector):
             yield GaugeMetricFamily(name, documentation, value=value)
 
 
+class ResilienceMetrics:
+    """State of every resilience mechanism: retries, breaker, shedding, bulkheads, deadlines."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "brink_dependency_attempts_total",
+            "Attempts sent to a dependency, first tries and retries (amplification numerator).",
+            ["target"],
+            registry=registry,
+        )
+        self.calls = Counter(
+            "brink_dependency_calls_total",
+            "Calls the code made to a dependency before retries (amplification denominator).",
+            ["target"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "brink_retries_total",
+            "Retries of a dependency call, by retry policy.",
+            ["target", "policy"],
+            registry=registry,
+        )
+        self.retry_budget_exhausted = Counter(
+            "brink_retry_budget_exhausted_total",
+            "Retries refused because the retry budget was spent.",
+            ["target"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "brink_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "brink_breaker_transitions_total",
+            "Circuit breaker state changes, by the state entered.",
+            ["target", "to"],
+            registry=registry,
+        )
+        self.breaker_rejected = Counter(
+            "brink_breaker_rejected_total",
+            "Calls refused without trying because the breaker was open (or probing).",
+            ["target"],
+            registry=registry,
+        )
+        self.shed = Counter(
+            "brink_shed_total",
+            "Requests rejected at admission (503 + Retry-After), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.admission_in_flight = Gauge(
+            "brink_admission_in_flight",
+            "Requests admitted and not yet finished (what the admission limit counts).",
+            registry=registry,
+        )
+        self.admission_limit = Gauge(
+            "brink_admission_limit",
+            "Current admission concurrency limit (static or adaptive); 0 when off.",
+            registry=registry,
+        )
+        self.bulkhead_in_flight = Gauge(
+            "brink_bulkhead_in_flight",
+            "Calls inside a bulkhead now.",
+            ["name"],
+            registry=registry,
+        )
+        self.bulkhead_limit = Gauge(
+            "brink_bulkhead_limit",
+            "Concurrency limit of a bulkhead; 0 when off.",
+            ["name"],
+            registry=registry,
+        )
+        self.bulkhead_rejected = Counter(
+            "brink_bulkhead_rejected_total",
+            "Calls refused because their bulkhead was full.",
+            ["name"],
+            registry=registry,
+        )
+        self.deadline_exceeded = Counter(
+            "brink_deadline_exceeded_total",
+            "Operations cut short by a deadline, by stage (db_acquire, db_statement, external).",
+            ["stage"],
+            registry=registry,
+        )
+
+
 class ServiceMetrics:
     """The demo service's metrics."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         _process_collectors(registry)
+        self.resilience = ResilienceMetrics(registry)
 
         # HTTP, per route template.
         self.http_requests = Counter(
