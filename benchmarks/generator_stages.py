@@ -47,11 +47,11 @@ class GeneratorStage:
     failed: int
     p50_s: float | None
     p95_s: float | None
-    generator_cores: float
+    generator_cores: float | None
     """CPU of the Locust process tree (master and workers), in cores."""
-    target_cores: float
+    target_cores: float | None
     """CPU of the canned target."""
-    box_cores: float
+    box_cores: float | None
     failure: str | None
     """Why the stage does not count as kept up with; None when it does."""
 
@@ -108,10 +108,15 @@ def stages_of(
             continue
         client = window(seconds, first, last)
         failed = sum(client.errors.values())
+        failed_share = failed / client.requests if client.requests else 0.0
         gen = _cpu_between(generator_cpu, first, last)
         tgt = _cpu_between(target_cpu, first, last)
         gen_use = gen[1].usage_since(gen[0]) if gen else None
         tgt_use = tgt[1].usage_since(tgt[0]) if tgt else None
+        failure = judge(
+            entry["rps"], client.offered_rps, client.dropped_rps, failed_share, client.p95_s,
+            criteria,
+        )  # fmt: skip
         stages.append(
             GeneratorStage(
                 name=entry["name"],
@@ -123,17 +128,10 @@ def stages_of(
                 failed=failed,
                 p50_s=client.p50_s,
                 p95_s=client.p95_s,
-                generator_cores=gen_use.tree_cores if gen_use else math.nan,
-                target_cores=tgt_use.process_cores if tgt_use else math.nan,
-                box_cores=gen_use.box_cores if gen_use else math.nan,
-                failure=judge(
-                    entry["rps"],
-                    client.offered_rps,
-                    client.dropped_rps,
-                    failed / client.requests if client.requests else 0.0,
-                    client.p95_s,
-                    criteria,
-                ),  # fmt: skip
+                generator_cores=gen_use.tree_cores if gen_use else None,
+                target_cores=tgt_use.process_cores if tgt_use else None,
+                box_cores=gen_use.box_cores if gen_use else None,
+                failure=failure,
             )
         )
     return stages

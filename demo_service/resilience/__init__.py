@@ -1,0 +1,1 @@
+"""Resilience mechanisms, one module each; every one exports its state as metrics."""

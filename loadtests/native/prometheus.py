@@ -1,0 +1,152 @@
+"""A private Prometheus on loopback: the Compose lab's scrape settings and rules, native targets.
+
+The config is written as JSON (valid YAML) into the run dir, with the same global settings as
+``dashboards/prometheus/prometheus.yml`` and the same rule files, and targets on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx2
+
+from loadtests.native.process import ManagedProcess, ProcessFailed, port_is_free
+
+SYSTEM_BINARY = Path("/usr/bin/prometheus")
+RULES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus" / "rules"
+JOBS = frozenset({"demo-service", "slow-api", "locust", "postgres"})
+"""Scrape job names; fixed, because the dashboards and the rules select on them."""
+SCRAPE_INTERVAL = "2s"
+"""Same as the Compose config (a test checks that they agree)."""
+READY_TIMEOUT_S = 30.0
+
+
+def find_binary() -> str | None:
+    """``prometheus`` on ``PATH``, else Debian's ``/usr/bin/prometheus``, else None."""
+    found = shutil.which("prometheus")
+    if found is not None:
+        return found
+    return str(SYSTEM_BINARY) if os.access(SYSTEM_BINARY, os.X_OK) else None
+
+
+def available() -> bool:
+    """True when a Prometheus binary is installed here."""
+    return find_binary() is not None
+
+
+def native_config(targets: Mapping[str, str], rules_dir: Path = RULES_DIR) -> dict[str, Any]:
+    """The scrape config for ``targets`` (job -> ``host:port``), rules from ``rules_dir``."""
+    unknown = sorted(targets.keys() - JOBS)
+    if unknown:
+        raise ValueError(f"unknown scrape job(s) {', '.join(unknown)}; known: {sorted(JOBS)}")
+    return {
+        "global": {
+            "scrape_interval": SCRAPE_INTERVAL,
+            "scrape_timeout": SCRAPE_INTERVAL,
+            "evaluation_interval": SCRAPE_INTERVAL,
+        },
+        "rule_files": [str(rules_dir.resolve() / "*.yml")],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": [target]}]}
+            for job, target in sorted(targets.items())
+        ],
+    }
+
+
+class NativePrometheus:
+    """Prometheus on ``127.0.0.1:port`` scraping ``targets``, its config and TSDB in ``run_dir``.
+
+    ``start()`` waits for ``/-/ready``; ``stop()`` leaves no process (the TSDB stays on disk).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        targets: Mapping[str, str],
+        run_dir: Path,
+        *,
+        binary: str | None = None,
+        rules_dir: Path = RULES_DIR,
+    ) -> None:
+        self.port = port
+        self.run_dir = run_dir
+        self.config = native_config(targets, rules_dir)
+        self.rules_dir = rules_dir
+        self.binary = binary
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.run_dir / "prometheus.yml"
+
+    def write_config(self) -> Path:
+        """Write the config file into the run dir (``start()`` does it too)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
+        return self.config_path
+
+    def start(self) -> Self:
+        """Start Prometheus and wait until it is ready; on failure nothing is left running."""
+        binary = self.binary or find_binary()
+        if binary is None:
+            raise ProcessFailed("no Prometheus binary (install Debian's `prometheus`)")
+        if not self.rules_dir.is_dir():
+            raise ProcessFailed(f"no rules at {self.rules_dir}")
+        if not port_is_free(self.port):
+            raise ProcessFailed(f"port {self.port} on 127.0.0.1 for Prometheus is already in use")
+        argv = [
+            binary,
+            f"--config.file={self.write_config()}",
+            f"--storage.tsdb.path={self.run_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        log = self.run_dir / "prometheus.log"
+        log.unlink(missing_ok=True)
+        self.process = ManagedProcess("Prometheus", argv, log).start()
+        try:
+            self.process.wait_http_ready(self.url + "/-/ready", READY_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.running()
+
+    def stop(self) -> None:
+        """Stop Prometheus (SIGTERM, then SIGKILL); idempotent."""
+        if self.process is not None:
+            self.process.stop()
+
+    def query(self, promql: str, client: httpx2.Client | None = None) -> list[dict[str, Any]]:
+        """The result of an instant query: ``[{"metric": {...}, "value": [time, "v"]}, ...]``."""
+        if client is None:
+            with httpx2.Client(timeout=5.0) as own:
+                return self.query(promql, own)
+        response = client.get(self.url + "/api/v1/query", params={"query": promql})
+        body = response.json()
+        if response.status_code != 200 or body.get("status") != "success":
+            raise RuntimeError(f"query {promql!r} failed: {body.get('error', response.text)}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
