@@ -77,6 +77,8 @@ def _add_up(subparsers: Subparsers) -> None:
         ("--pg-port", defaults.pg_port, "private Postgres"),
         ("--locust-port", 8089, "Locust web UI"),
         ("--loadgen-metrics-port", defaults.loadgen_metrics_port, "load generator's /metrics"),
+        ("--pg-exporter-port", 9187, "Postgres exporter"),
+        ("--prometheus-port", 9090, "Prometheus (if installed)"),
     ):
         parser.add_argument(
             flag,
@@ -99,6 +101,11 @@ def _add_up(subparsers: Subparsers) -> None:
     )
     parser.add_argument("--no-locust", action="store_true", help="do not start Locust's web UI")
     parser.add_argument(
+        "--no-prometheus",
+        action="store_true",
+        help="do not start Prometheus and the Postgres exporter",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -120,6 +127,8 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         locust_port=None if args.no_locust else args.locust_port,
         loadgen_metrics_port=args.loadgen_metrics_port,
         locust_workers=args.workers,
+        pg_exporter_port=None if args.no_prometheus else args.pg_exporter_port,
+        prometheus_port=None if args.no_prometheus else args.prometheus_port,
     )
 
 
@@ -159,12 +168,18 @@ def _print_ready(stack: NativeStack) -> None:
     ]
     if "locust" in urls:
         rows += [("Locust web UI", urls["locust"]), ("Locust metrics", urls["loadgen_metrics"])]
+    if "pg_exporter" in urls:
+        rows.append(("pg exporter", urls["pg_exporter"]))
+    if "prometheus" in urls:
+        rows.append(("Prometheus", urls["prometheus"]))
     rows.append(("logs", str(stack.config.run_dir)))
     token = stack.admin_token_file
     rows.append(("admin token", f"in {token}" if token else f"as given in {ADMIN_TOKEN_ENV}"))
     print("brink up: ready")
     for name, value in rows:
-        print(f"  {name:<12} {value}")
+        print(f"  {name:<14} {value}")
+    for note in stack.notes:
+        print(f"  note: {note}")
     print("Ctrl-C stops everything.", flush=True)
 
 

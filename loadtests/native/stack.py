@@ -1,4 +1,8 @@
-"""The whole lab on this machine: a private Postgres, the slow API and the demo service."""
+"""The whole lab on this machine: a private Postgres, the slow API and the demo service.
+
+Optionally also Locust's web UI with brink's locustfile, brink's Postgres exporter and a
+Prometheus (when installed) scraping them all with the same rules as the Compose stack.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from types import TracebackType
 from typing import Self
 
 from loadtests.locustfiles import BRINK_LOCUSTFILE
+from loadtests.native import prometheus
 from loadtests.native.postgres import PostgresError, PrivatePostgres
 from loadtests.native.process import ManagedProcess, ProcessFailed, port_is_free
 
@@ -40,6 +45,10 @@ class StackConfig:
     """The Locust master's Prometheus /metrics, when Locust runs."""
     locust_workers: int = 0
     """0: one Locust process; N: a master with N worker processes."""
+    pg_exporter_port: int | None = None
+    """Start brink's Postgres exporter (lock waits, activity) on this port; None: not."""
+    prometheus_port: int | None = None
+    """Start Prometheus (if installed) scraping everything, with brink's rules; None: not."""
 
     def ports(self) -> dict[str, tuple[int, str]]:
         """Each part's port and the ``brink up`` flag that changes it."""
@@ -51,16 +60,24 @@ class StackConfig:
         if self.locust_port is not None:
             ports["Locust web UI"] = (self.locust_port, "--locust-port")
             ports["load generator metrics"] = (self.loadgen_metrics_port, "--loadgen-metrics-port")
+        if self.pg_exporter_port is not None:
+            ports["Postgres exporter"] = (self.pg_exporter_port, "--pg-exporter-port")
+        if self.prometheus_port is not None and prometheus.available():
+            ports["Prometheus"] = (self.prometheus_port, "--prometheus-port")
         return ports
 
     def managed_env(self) -> dict[str, str]:
         """The settings the stack owns; ``extra_env`` may not override them."""
-        return {
+        env = {
             "BRINK_SERVER__HOST": self.host,
             "BRINK_SERVER__PORT": str(self.service_port),
             "BRINK_SLOW_API__HOST": self.host,
             "BRINK_SLOW_API__PORT": str(self.slow_api_port),
         }
+        if self.pg_exporter_port is not None:
+            env["BRINK_PG_EXPORTER__HOST"] = self.host
+            env["BRINK_PG_EXPORTER__PORT"] = str(self.pg_exporter_port)
+        return env
 
 
 class NativeStack:
@@ -75,6 +92,9 @@ class NativeStack:
         self.postgres = PrivatePostgres(port=config.pg_port, host=config.host)
         self.processes: list[ManagedProcess] = []
         self.admin_token_file: Path | None = None
+        self.prometheus: prometheus.NativePrometheus | None = None
+        self.notes: list[str] = []
+        """What the stack chose not to start, and why (e.g. no Prometheus installed)."""
 
     @property
     def urls(self) -> dict[str, str]:
@@ -89,6 +109,10 @@ class NativeStack:
         if self.config.locust_port is not None:
             urls["locust"] = f"{base}:{self.config.locust_port}"
             urls["loadgen_metrics"] = f"{base}:{self.config.loadgen_metrics_port}/metrics"
+        if self.config.pg_exporter_port is not None:
+            urls["pg_exporter"] = f"{base}:{self.config.pg_exporter_port}/metrics"
+        if self.prometheus is not None:
+            urls["prometheus"] = self.prometheus.url
         return urls
 
     def start(self) -> Self:
@@ -101,8 +125,14 @@ class NativeStack:
                 "slow API", "demo_service.slow_api", env, self.urls["slow_api"] + "/healthz"
             )
             self._start("demo service", "demo_service", env, self.urls["service"] + "/readyz")
+            if self.config.pg_exporter_port is not None:
+                self._start(
+                    "Postgres exporter", "demo_service.pg_exporter", env, self.urls["pg_exporter"]
+                )
             if self.config.locust_port is not None:
                 self._start_locust()
+            if self.config.prometheus_port is not None:
+                self._start_prometheus()
         except (PostgresError, ProcessFailed, OSError) as exc:
             self.stop()
             raise StackError(str(exc)) from exc
@@ -124,6 +154,9 @@ class NativeStack:
 
     def stop(self) -> None:
         """Stop in reverse order; keeps the logs in the run dir, leaves no process behind."""
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         while self.processes:
             self.processes.pop().stop()
         self.postgres.stop(keep_log=self.config.run_dir / "postgres.log")
@@ -188,6 +221,26 @@ class NativeStack:
             argv += ["--processes", str(config.locust_workers)]
         log = config.run_dir / "locust.log"
         self._run(ManagedProcess("Locust", argv, log), self.urls["locust"] + "/")
+
+    def _start_prometheus(self) -> None:
+        """Prometheus with brink's rules, scraping every part that runs; a note if missing."""
+        if not prometheus.available():
+            self.notes.append("Prometheus is not installed (Debian: apt-get install prometheus)")
+            return
+        config, host = self.config, self.config.host
+        targets = {
+            "demo-service": f"{host}:{config.service_port}",
+            "slow-api": f"{host}:{config.slow_api_port}",
+        }
+        if config.locust_port is not None:
+            targets["locust"] = f"{host}:{config.loadgen_metrics_port}"
+        if config.pg_exporter_port is not None:
+            targets["postgres"] = f"{host}:{config.pg_exporter_port}"
+        assert config.prometheus_port is not None
+        self.prometheus = prometheus.NativePrometheus(
+            config.prometheus_port, targets, config.run_dir / "prometheus"
+        )
+        self.prometheus.start()
 
     def _run(self, process: ManagedProcess, ready_url: str) -> None:
         process.log_path.unlink(missing_ok=True)  # a fresh log per run: its tail is this run's

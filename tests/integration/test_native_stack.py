@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from loadtests.native import prometheus
 from loadtests.native._binaries import alive, working_in
 from loadtests.native.process import free_port, port_is_free
 from tests.support import sample_value
@@ -92,6 +93,8 @@ class Up:
     pg_port: int
     locust_port: int
     loadgen_metrics_port: int
+    pg_exporter_port: int
+    prometheus_port: int
     run_dir: Path
     out_path: Path
     err_path: Path
@@ -112,6 +115,14 @@ class Up:
     def loadgen_metrics(self) -> str:
         return f"http://127.0.0.1:{self.loadgen_metrics_port}/metrics"
 
+    @property
+    def pg_exporter(self) -> str:
+        return f"http://127.0.0.1:{self.pg_exporter_port}/metrics"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
     def output(self) -> tuple[str, str]:
         return self.out_path.read_text(), self.err_path.read_text()
 
@@ -122,7 +133,12 @@ class Up:
                 pytest.fail(f"brink up exited {self.process.returncode}:\n{out}\n{err}")
             return all(
                 answers(url)
-                for url in (self.service + "/readyz", self.slow_api + "/healthz", self.locust)
+                for url in (
+                    self.service + "/readyz",
+                    self.slow_api + "/healthz",
+                    self.locust,
+                    self.pg_exporter,
+                )
             )
 
         poll_until(ready, START_DEADLINE_S, "service, slow API and Locust web UI")
@@ -136,7 +152,12 @@ class Up:
 
     def assert_nothing_left(self, pids: list[int]) -> None:
         ports = (self.service_port, self.slow_api_port, self.pg_port, self.locust_port)
-        for port in (*ports, self.loadgen_metrics_port):
+        for port in (
+            *ports,
+            self.loadgen_metrics_port,
+            self.pg_exporter_port,
+            self.prometheus_port,
+        ):
             assert port_is_free(port), f"port {port} still in use"
         assert [pid for pid in pids if alive(pid)] == []
         assert pg_temp_dirs(self.pg_port) == []
@@ -148,18 +169,21 @@ def brink_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
     def start(*extra: str, service_port: int | None = None) -> Up:
-        service, slow_api, pg, locust, metrics = distinct_free_ports(5)
+        service, slow_api, pg, locust, metrics, pg_exporter, prom = distinct_free_ports(7)
         service = service_port or service
         run_dir = tmp_path / f"run-{len(started)}"
         argv = [sys.executable, "-m", "loadtests", "up", f"--run-dir={run_dir}"]
         argv += [f"--service-port={service}", f"--slow-api-port={slow_api}", f"--pg-port={pg}"]
         argv += [f"--locust-port={locust}", f"--loadgen-metrics-port={metrics}"]
+        argv += [f"--pg-exporter-port={pg_exporter}", f"--prometheus-port={prom}"]
         out, err = tmp_path / f"up-{len(started)}.out", tmp_path / f"up-{len(started)}.err"
         with out.open("wb") as out_file, err.open("wb") as err_file:
             process = subprocess.Popen(
                 [*argv, *extra], stdout=out_file, stderr=err_file, cwd=tmp_path
             )
-        up = Up(process, service, slow_api, pg, locust, metrics, run_dir, out, err)
+        up = Up(
+            process, service, slow_api, pg, locust, metrics, pg_exporter, prom, run_dir, out, err
+        )
         started.append(up)
         return up
 
@@ -242,6 +266,28 @@ def test_the_locust_web_ui_runs_a_profile_against_the_stack(brink_up: Callable[.
     )
     up.process.send_signal(signal.SIGTERM)
     assert up.wait_exit() == 0
+
+
+@pytest.mark.skipif(not prometheus.available(), reason="no Prometheus binary installed")
+def test_prometheus_scrapes_every_part_with_the_rules(brink_up: Callable[..., Up]) -> None:
+    up = brink_up()
+    up.wait_ready()
+
+    def all_up() -> bool:
+        try:
+            body = httpx2.get(up.prometheus + "/api/v1/query", params={"query": "up"}).json()
+        except httpx2.TransportError:
+            return False
+        values = {r["metric"]["job"]: r["value"][1] for r in body["data"]["result"]}
+        return values == {"demo-service": "1", "slow-api": "1", "locust": "1", "postgres": "1"}
+
+    poll_until(all_up, 30, "Prometheus scraping all four jobs")
+    rules = httpx2.get(up.prometheus + "/api/v1/rules", timeout=5.0).json()["data"]["groups"]
+    assert rules, "brink's rules are loaded"
+    assert "pg_up 1.0" in httpx2.get(up.pg_exporter, timeout=5.0).text
+    up.process.send_signal(signal.SIGTERM)
+    assert up.wait_exit() == 0
+    up.assert_nothing_left([])
 
 
 def test_ctrl_c_stops_it_too(brink_up: Callable[..., Up]) -> None:
