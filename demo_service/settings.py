@@ -100,6 +100,19 @@ class SlowApiSettings(_Group):
     seed: int | None = None
 
 
+class PgExporterSettings(_Group):
+    """brink's own Postgres exporter (native mode): its listener and its budget per scrape.
+
+    It reads the database from ``BRINK_DB__DSN`` on a connection of its own, never the pool.
+    """
+
+    host: str = "127.0.0.1"
+    port: Port = 9187
+    scrape_timeout_s: Seconds = 1.5
+    """Connecting (when needed) plus every query of one scrape; past it the scrape says pg_up 0.
+    Below Prometheus' 2 s scrape timeout, so a slow database shows as pg_up 0, not a lost scrape."""
+
+
 class Settings(BaseSettings):
     """Everything brink's processes can be told, read once at start-up."""
 
@@ -115,6 +128,7 @@ class Settings(BaseSettings):
     external: ExternalSettings = ExternalSettings()
     cpu: CpuSettings = CpuSettings()
     slow_api: SlowApiSettings = SlowApiSettings()
+    pg_exporter: PgExporterSettings = PgExporterSettings()
     admin_token: SecretStr | None = None
     """Token for the control and admin endpoints; without it those endpoints do not exist."""
 

@@ -140,6 +140,12 @@ def add_options(parser: Any) -> None:
         include_in_web_ui=False,
         help="Serve the generator's Prometheus /metrics on 127.0.0.1:PORT.",
     )
+    parser.add_argument(
+        "--brink-metrics-host",
+        default="127.0.0.1",
+        include_in_web_ui=False,
+        help="Interface for --brink-metrics-port (0.0.0.0 only inside a container).",
+    )
 
 
 def _options(environment: Environment) -> Any:
@@ -162,7 +168,12 @@ def on_init(environment: Environment) -> None:
     else:
         environment.events.worker_report.add_listener(_on_worker_report)
         if options.brink_metrics_port:
-            serve_metrics(_state.series, _runner_view(environment), options.brink_metrics_port)
+            serve_metrics(
+                _state.series,
+                _runner_view(environment),
+                options.brink_metrics_port,
+                options.brink_metrics_host,
+            )
     if options.headless and not isinstance(runner, WorkerRunner):
         # Headless with a shape, Locust installs no SIGTERM handler until the shape has ended
         # (and Ctrl-C does not stop it): end the shape ourselves, so the run still shuts down
