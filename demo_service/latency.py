@@ -11,8 +11,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from demo_service.settings import SlowApiSettings
+
+Outage = Literal["none", "hang", "error"]
+OUTAGES: tuple[str, ...] = get_args(Outage)
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class LatencyModel:
     jitter_sigma: float
     capacity: int
     error_rate: float
+    extra_s: float = 0.0
+    """Added to every call before the slowdown: a dependency that got slower."""
+    outage: Outage = "none"
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.base_s) and self.base_s >= 0):
@@ -35,6 +42,10 @@ class LatencyModel:
             raise ValueError(f"capacity must be >= 1, got {self.capacity!r}")
         if not 0 <= self.error_rate <= 1:
             raise ValueError(f"error_rate must be within [0, 1], got {self.error_rate!r}")
+        if not (math.isfinite(self.extra_s) and self.extra_s >= 0):
+            raise ValueError(f"extra_s must be a finite number >= 0, got {self.extra_s!r}")
+        if self.outage not in OUTAGES:
+            raise ValueError(f"outage must be one of {OUTAGES}, got {self.outage!r}")
 
     @classmethod
     def from_settings(cls, settings: SlowApiSettings) -> LatencyModel:
@@ -44,6 +55,8 @@ class LatencyModel:
             jitter_sigma=settings.jitter_sigma,
             capacity=settings.capacity,
             error_rate=settings.error_rate,
+            extra_s=settings.extra_latency_s,
+            outage=settings.outage,
         )
 
     def slowdown(self, in_flight: int) -> float:
@@ -53,7 +66,7 @@ class LatencyModel:
     def delay(self, rng: random.Random, in_flight: int) -> float:
         """Seconds one call takes while ``in_flight`` calls (itself included) are under way."""
         jitter = rng.lognormvariate(0.0, self.jitter_sigma) if self.jitter_sigma > 0 else 1.0
-        return self.base_s * jitter * self.slowdown(in_flight)
+        return (self.base_s * jitter + self.extra_s) * self.slowdown(in_flight)
 
     def fails(self, rng: random.Random) -> bool:
         """Whether this call fails: true with probability ``error_rate``."""

@@ -7,7 +7,7 @@ names. A bad value stops start-up with one line that names the setting (:func:`l
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -97,6 +97,10 @@ class SlowApiSettings(_Group):
     capacity: int = Field(20, ge=1, le=100_000)
     """In-flight requests served at full speed; past it each slows by in_flight / capacity."""
     error_rate: float = Field(0.0, ge=0, le=1)
+    extra_latency_s: float = Field(0.0, ge=0, le=60)
+    """Added to every call's time (a fault: "the dependency got 200 ms slower")."""
+    outage: Literal["none", "hang", "error"] = "none"
+    """A fault: ``hang`` holds every call until the outage ends, ``error`` answers 503 at once."""
     seed: int | None = None
 
 

@@ -11,7 +11,7 @@ import asyncio
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import uvicorn
@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field
 
 from demo_service.auth import UNAUTHORIZED_RESPONSES, require_bearer
-from demo_service.latency import LatencyModel
+from demo_service.latency import OUTAGES, LatencyModel, Outage
 from demo_service.metrics import SlowApiMetrics
 from demo_service.problems import Problem
 from demo_service.settings import Settings, SettingsError, SlowApiSettings, load_settings
@@ -51,6 +51,8 @@ class Knobs(BaseModel):
     jitter_sigma: float
     capacity: int
     error_rate: float
+    extra_latency_s: float
+    outage: Outage
 
     @classmethod
     def of(cls, model: LatencyModel) -> Knobs:
@@ -59,10 +61,19 @@ class Knobs(BaseModel):
             jitter_sigma=model.jitter_sigma,
             capacity=model.capacity,
             error_rate=model.error_rate,
+            extra_latency_s=model.extra_s,
+            outage=model.outage,
         )
 
     def to_model(self) -> LatencyModel:
-        return LatencyModel(self.base_latency_s, self.jitter_sigma, self.capacity, self.error_rate)
+        return LatencyModel(
+            self.base_latency_s,
+            self.jitter_sigma,
+            self.capacity,
+            self.error_rate,
+            self.extra_latency_s,
+            self.outage,
+        )
 
 
 def _bounds(knob: str) -> Any:
@@ -94,6 +105,8 @@ class KnobsUpdate(BaseModel):
     jitter_sigma: Annotated[float, _bounds("jitter_sigma")] = _optional()
     capacity: Annotated[int, _bounds("capacity")] = _optional()
     error_rate: Annotated[float, _bounds("error_rate")] = _optional()
+    extra_latency_s: Annotated[float, _bounds("extra_latency_s")] = _optional()
+    outage: Outage = _optional()
 
 
 @dataclass
@@ -105,13 +118,20 @@ class SlowApiState:
     rng: random.Random
     metrics: SlowApiMetrics
     in_flight: int = 0
+    no_hang: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set unless the outage knob is ``hang``: hanging calls wait on it."""
 
     def use(self, model: LatencyModel) -> Knobs:
-        """Switch to ``model``, export its knobs and return them."""
+        """Switch to ``model``, export its knobs and return them (outage as its index)."""
         self.model = model
         knobs = Knobs.of(model)
         for name, value in knobs.model_dump().items():
-            self.metrics.knob.labels(knob=name).set(value)
+            number = OUTAGES.index(value) if name == "outage" else value
+            self.metrics.knob.labels(knob=name).set(number)
+        if model.outage == "hang":
+            self.no_hang.clear()
+        else:
+            self.no_hang.set()
         return knobs
 
 
@@ -142,7 +162,7 @@ _public = APIRouter()
     responses={
         status.HTTP_503_SERVICE_UNAVAILABLE: {
             "model": Problem,
-            "description": "An injected error (see the error_rate knob).",
+            "description": "An injected error (the error_rate knob) or an outage (outage=error).",
         },
     },
 )
@@ -156,9 +176,11 @@ async def quote(
     state.in_flight += 1
     state.metrics.in_flight.inc()
     try:
+        await state.no_hang.wait()  # outage=hang: held until the outage ends
         delay = state.model.delay(state.rng, state.in_flight)
-        failed = state.model.fails(state.rng)
-        await asyncio.sleep(delay)
+        failed = state.model.outage == "error" or state.model.fails(state.rng)
+        if state.model.outage != "error":
+            await asyncio.sleep(delay)
     finally:
         state.in_flight -= 1
         state.metrics.in_flight.dec()

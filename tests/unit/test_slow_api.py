@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,13 +17,21 @@ from pydantic import SecretStr
 from demo_service.auth import require_bearer
 from demo_service.settings import Settings, SlowApiSettings
 from demo_service.slow_api import create_slow_api, price_quote
+from tests.support import eventually
 
 TOKEN = "unit-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-KNOBS = {"base_latency_s": 0.001, "jitter_sigma": 0.0, "capacity": 5, "error_rate": 0.0}
+KNOBS: dict[str, Any] = {
+    "base_latency_s": 0.001,
+    "jitter_sigma": 0.0,
+    "capacity": 5,
+    "error_rate": 0.0,
+    "extra_latency_s": 0.0,
+    "outage": "none",
+}
 
 
-def _settings(token: str | None = TOKEN, **knobs: float) -> Settings:
+def _settings(token: str | None = TOKEN, **knobs: Any) -> Settings:
     slow_api = SlowApiSettings(**{**KNOBS, **knobs, "seed": 1})
     return Settings(slow_api=slow_api, admin_token=None if token is None else SecretStr(token))
 
@@ -205,6 +216,9 @@ def test_control_bounds_match_the_settings(client: TestClient) -> None:
     update = spec["components"]["schemas"]["KnobsUpdate"]["properties"]
     settings = SlowApiSettings.model_json_schema()["properties"]
     for knob, schema in update.items():
+        if knob == "outage":
+            assert set(schema["enum"]) == set(settings[knob]["enum"])
+            continue
         assert (schema["type"], schema["minimum"], schema["maximum"]) == (
             settings[knob]["type"],
             settings[knob]["minimum"],
@@ -253,7 +267,8 @@ def test_metrics_carry_every_slow_api_metric(client: TestClient) -> None:
     assert samples[("brink_slow_api_request_duration_seconds_count", frozenset())] == 1
     assert samples[("brink_slow_api_requests_in_flight", frozenset())] == 0
     for knob, value in KNOBS.items():
-        assert samples[("brink_slow_api_knob", frozenset({("knob", knob)}))] == value
+        exported = 0 if knob == "outage" else value  # the outage as its index: none, hang, error
+        assert samples[("brink_slow_api_knob", frozenset({("knob", knob)}))] == exported
 
 
 def test_each_app_has_its_own_registry() -> None:
@@ -262,3 +277,36 @@ def test_each_app_has_its_own_registry() -> None:
             client.get("/quote", params={"item_id": 1})
             key = ("brink_slow_api_requests_total", frozenset({("status", "200")}))
             assert _samples(client)[key] == 1
+
+
+def test_an_error_outage_answers_503_at_once(client: TestClient) -> None:
+    client.put("/control", headers=AUTH, json={"outage": "error", "extra_latency_s": 5.0})
+    response = client.get("/quote", params={"item_id": 1})
+    assert response.status_code == 503
+    assert client.post("/control/reset", headers=AUTH).json() == KNOBS
+    assert client.get("/quote", params={"item_id": 1}).status_code == 200
+
+
+async def test_a_hang_outage_holds_calls_until_it_ends() -> None:
+    app = create_slow_api(_settings())
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://slow-api") as client:
+        await client.put("/control", headers=AUTH, json={"outage": "hang"})
+        held = asyncio.ensure_future(client.get("/quote", params={"item_id": 2}))
+        state = app.state.slow_api
+
+        async def hanging() -> bool:
+            return state.in_flight == 1
+
+        await eventually(hanging, timeout_s=5, what="the call held by the outage")
+        assert not held.done()
+        await client.put("/control", headers=AUTH, json={"outage": "none"})
+        response = await asyncio.wait_for(held, timeout=5)
+    assert response.status_code == 200
+
+
+def test_extra_latency_adds_to_every_call() -> None:
+    with TestClient(create_slow_api(_settings(extra_latency_s=0.05))) as client:
+        started = time.perf_counter()
+        assert client.get("/quote", params={"item_id": 3}).status_code == 200
+        assert time.perf_counter() - started >= 0.05
