@@ -23,6 +23,7 @@ from geventhttpclient.client import HTTPClientPool
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
+from loadtests.client_retry import ClientRetry
 from loadtests.mix import Mix, RequestSpec
 from loadtests.pacing import error_kind
 from loadtests.series import Series
@@ -47,8 +48,10 @@ class ArrivalEngine:
         timeout_s: float,
         max_in_flight: int,
         seed: int | None = None,
+        retry: ClientRetry | None = None,
     ) -> None:
         self.mix = mix
+        self.retry = retry or ClientRetry("none")
         self.series = series
         self.rng = random.Random(seed)
         self.rate_per_dispatcher = 0.0
@@ -76,7 +79,23 @@ class ArrivalEngine:
         self._greenlets.spawn(self._send, self.mix.next(self.rng), now)
 
     def _send(self, spec: RequestSpec, started: float) -> None:
+        """One arrival: its attempts (the retry policy's), then one completion."""
         clock = time.perf_counter()
+        self.retry.on_arrival()
+        attempt = 1
+        while True:
+            kind = self._attempt(spec)
+            wait_s = self.retry.retry_after(kind, attempt)
+            if wait_s is None:
+                break
+            self.series.retry(started)
+            attempt += 1
+            if wait_s > 0:
+                gevent.sleep(wait_s)
+        self.series.completion(started, time.perf_counter() - clock, kind)
+
+    def _attempt(self, spec: RequestSpec) -> str | None:
+        """Send ``spec`` once; returns what went wrong, None if nothing did."""
         with self.session.request(
             spec.method,
             spec.path,
@@ -94,7 +113,7 @@ class ArrivalEngine:
                     response.failure(f"check: {problem}")
             elif status:
                 response.failure(f"HTTP {status}")
-        self.series.completion(started, time.perf_counter() - clock, kind)
+        return kind
 
     def join(self, timeout_s: float) -> None:
         self._greenlets.join(timeout=timeout_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from loadtests.client_retry import POLICIES
 from loadtests.compare import Tolerances, compare
 from loadtests.exit_codes import ExitCode
 from loadtests.mix import parse_weights
@@ -276,6 +277,12 @@ def _add_ramp(subparsers: Subparsers) -> None:
         help="gaps between arrivals: poisson (bursty) or even (exact rates)",
     )
     parser.add_argument(
+        "--client-retries",
+        choices=POLICIES,
+        default=defaults.client_retries,
+        help="the generator's own retries: none, naive (at once) or budgeted",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -349,6 +356,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         timeout_s=args.timeout_s,
         mix=args.mix,
         arrivals=args.arrivals,
+        client_retries=args.client_retries,
         workers=args.workers,
         rps_cap=args.rps_cap,
         duration_cap_s=args.duration_cap_s,

@@ -24,6 +24,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.arrivals import ArrivalEngine
+from loadtests.client_retry import POLICIES, ClientRetry
 from loadtests.loadgen_metrics import RunnerView, serve_metrics
 from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
 from loadtests.pacing import ARRIVALS
@@ -84,6 +85,12 @@ def add_options(parser: Any) -> None:
         choices=ARRIVALS,
         default="poisson",
         help="Gaps between arrivals: poisson (bursty, realistic) or even (exact rates).",
+    )
+    parser.add_argument(
+        "--client-retries",
+        choices=POLICIES,
+        default="none",
+        help="The generator's own retries: none, naive (at once, 4 tries) or budgeted.",
     )
     parser.add_argument(
         "--timeout-s",
@@ -205,6 +212,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             options.timeout_s,
             options.max_in_flight,
             options.seed,
+            ClientRetry(options.client_retries),
         )
         current.engine.rate_per_dispatcher = current.rate
 

@@ -83,6 +83,11 @@ class LoadgenCollector(Collector):
             ("brink_loadgen_dropped", "Arrivals the generator could not send.", total.dropped),
             ("brink_loadgen_completed", "Requests answered or failed (achieved).", total.completed),
             ("brink_loadgen_good", "Successful requests within the SLO (goodput).", total.good),
+            (
+                "brink_loadgen_retries",
+                "Extra attempts of the client's retry policy.",
+                total.retries,
+            ),
         ):
             yield CounterMetricFamily(metric, help_text, value=value)
         errors = CounterMetricFamily(

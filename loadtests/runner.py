@@ -41,6 +41,8 @@ class RampConfig:
     mix: str = "item=6,order=2,quote=1,cpu=1"
     arrivals: str = "poisson"
     """Gaps between arrivals: ``poisson`` (realistic bursts) or ``even`` (exact rates)."""
+    client_retries: str = "none"
+    """The generator's own retries: ``none``, ``naive`` or ``budgeted``."""
     workers: int = 0
     """0: one generator process; N: a Locust master with N worker processes."""
     slice_rps: float = 10.0
@@ -107,6 +109,8 @@ def _locust_argv(config: RampConfig, host: str, out: Path, metrics_port: int) ->
         config.mix,
         "--arrivals",
         config.arrivals,
+        "--client-retries",
+        config.client_retries,
         "--slice-rps",
         str(config.slice_rps),
         "--max-in-flight",

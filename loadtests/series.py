@@ -46,6 +46,8 @@ class Second:
     ok: int = 0
     good: int = 0
     """Successful and within the SLO."""
+    retries: int = 0
+    """Extra attempts the generator's own retry policy sent for these arrivals."""
     errors: Counter[str] = field(default_factory=Counter)
     latency: Counter[int] = field(default_factory=Counter)
     """Histogram of all completed requests' latencies, failures included."""
@@ -56,6 +58,7 @@ class Second:
         self.completed += other.completed
         self.ok += other.ok
         self.good += other.good
+        self.retries += other.retries
         self.errors.update(other.errors)
         self.latency.update(other.latency)
 
@@ -66,6 +69,7 @@ class Second:
             "completed": self.completed,
             "ok": self.ok,
             "good": self.good,
+            "retries": self.retries,
             "errors": dict(self.errors),
             "latency": {str(k): v for k, v in self.latency.items()},
         }
@@ -78,6 +82,7 @@ class Second:
             completed=data["completed"],
             ok=data["ok"],
             good=data["good"],
+            retries=data.get("retries", 0),
             errors=Counter(data["errors"]),
             latency=Counter({int(k): v for k, v in data["latency"].items()}),
         )
@@ -99,6 +104,9 @@ class Series:
 
     def arrival(self, started: float) -> None:
         self._at(started).arrivals += 1
+
+    def retry(self, started: float) -> None:
+        self._at(started).retries += 1
 
     def drop(self, at: float, count: int = 1) -> None:
         self._at(at).dropped += count
