@@ -1,16 +1,27 @@
-"""The asyncpg pool under test, instrumented: every checkout is measured and attributed."""
+"""The asyncpg pool under test, instrumented: every checkout is measured and attributed.
+
+The checkout waits as long as the live ``db_acquire`` deadline allows (none: unbounded) and then
+raises :class:`PoolExhausted`. asyncpg cannot resize a pool, so :meth:`Database.resize` builds a
+new one and swaps it in: new checkouts use the new pool at once, each checkout returns its
+connection to the pool it came from, and the old pool is closed only once nobody is waiting on
+it or holding one of its connections — no request fails because of the swap. The metrics'
+pool collector reads whichever pool is current.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import cast
 
 import asyncpg
 
 from demo_service.http_metrics import current_route
 from demo_service.metrics import PoolStats, ServiceMetrics
+from demo_service.resilience.deadlines import Deadline, DeadlineExceeded
 from demo_service.settings import DatabaseSettings
 
 # Errors that mean "the database is not reachable right now", not "this request is wrong".
@@ -25,11 +36,12 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class PoolExhausted(Exception):
-    """No pool connection became free within the acquire timeout."""
+class PoolExhausted(DeadlineExceeded):
+    """No pool connection became free within the ``db_acquire`` deadline."""
 
     def __init__(self, timeout_s: float) -> None:
-        super().__init__(f"database pool exhausted: no connection free within {timeout_s:g} s")
+        super().__init__("db_acquire", timeout_s)
+        self.args = (f"database pool exhausted: no connection free within {timeout_s:g} s",)
         self.timeout_s = timeout_s
 
 
@@ -42,67 +54,135 @@ def redact_dsn(dsn: str) -> str:
     return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
+@dataclass(eq=False)
+class _Generation:
+    """One pool and the checkouts (waiting or holding) that use it."""
+
+    pool: asyncpg.Pool
+    users: int = 0
+    retired: bool = False
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.retired and self.users == 0:
+            self.drained.set()
+
+
+async def _create_pool(settings: DatabaseSettings, max_size: int) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            settings.dsn,
+            min_size=min(settings.pool_min, max_size),
+            max_size=max_size,
+            timeout=settings.connect_timeout_s,
+        )
+    except UNAVAILABLE_ERRORS as exc:
+        raise RuntimeError(
+            f"cannot reach Postgres at BRINK_DB__DSN={redact_dsn(settings.dsn)}: {exc!r}"
+        ) from exc
+
+
+def _unbounded(metrics: ServiceMetrics) -> Callable[[], Deadline]:
+    deadline = Deadline("db_acquire", None, metrics.resilience)
+    return lambda: deadline
+
+
 class Database:
     """The pool plus its instrumentation: waiters, acquire wait, busy time, timeouts."""
 
     def __init__(
-        self, pool: asyncpg.Pool, settings: DatabaseSettings, metrics: ServiceMetrics
+        self,
+        pool: asyncpg.Pool,
+        settings: DatabaseSettings,
+        metrics: ServiceMetrics,
+        acquire_deadline: Callable[[], Deadline] | None = None,
     ) -> None:
-        self._pool = pool
+        self._current = _Generation(pool)
         self._settings = settings
         self._metrics = metrics
+        self._acquire_deadline = acquire_deadline or _unbounded(metrics)
+        self._resizing = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
         metrics.pool.source = self.stats
 
     @classmethod
-    async def open(cls, settings: DatabaseSettings, metrics: ServiceMetrics) -> Database:
-        try:
-            pool = await asyncpg.create_pool(
-                settings.dsn,
-                min_size=settings.pool_min,
-                max_size=settings.pool_max,
-                timeout=settings.connect_timeout_s,
-            )
-        except UNAVAILABLE_ERRORS as exc:
-            raise RuntimeError(
-                f"cannot reach Postgres at BRINK_DB__DSN={redact_dsn(settings.dsn)}: {exc!r}"
-            ) from exc
-        return cls(pool, settings, metrics)
+    async def open(
+        cls,
+        settings: DatabaseSettings,
+        metrics: ServiceMetrics,
+        acquire_deadline: Callable[[], Deadline] | None = None,
+    ) -> Database:
+        pool = await _create_pool(settings, settings.pool_max)
+        return cls(pool, settings, metrics, acquire_deadline)
 
     async def close(self) -> None:
         self._metrics.pool.source = None
-        await self._pool.close()
+        await self._current.pool.close()
+        await asyncio.gather(*self._retiring)
+
+    @property
+    def max_size(self) -> int:
+        return self._current.pool.get_max_size()
+
+    async def resize(self, max_size: int) -> None:
+        """Swap in a new pool of ``max_size``; the old one closes once its users are gone."""
+        async with self._resizing:
+            if max_size == self.max_size:
+                return
+            old, self._current = (
+                self._current,
+                _Generation(await _create_pool(self._settings, max_size)),
+            )
+            old.retired = True
+            if old.users == 0:
+                old.drained.set()
+            task = asyncio.create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _retire(old: _Generation) -> None:
+        await old.drained.wait()
+        await old.pool.close()
 
     def stats(self) -> PoolStats:
+        pool = self._current.pool
         return PoolStats(
-            size=self._pool.get_size(),
-            idle=self._pool.get_idle_size(),
-            max_size=self._pool.get_max_size(),
-            min_size=self._pool.get_min_size(),
+            size=pool.get_size(),
+            idle=pool.get_idle_size(),
+            max_size=pool.get_max_size(),
+            min_size=pool.get_min_size(),
         )
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """Check a connection out for the current route; :class:`PoolExhausted` on timeout."""
-        metrics = self._metrics
-        timeout_s = self._settings.acquire_timeout_s
-        metrics.db_waiters.inc()
-        started = time.perf_counter()
+        metrics, deadline = self._metrics, self._acquire_deadline()
+        generation = self._current  # no await before acquire: the swap cannot come between
+        generation.users += 1
         try:
-            connection = await self._pool.acquire(timeout=timeout_s)
-        except TimeoutError:
-            metrics.db_acquire_timeouts.inc()
-            raise PoolExhausted(timeout_s) from None
-        finally:
-            acquired = time.perf_counter()
-            metrics.db_waiters.dec()
-            metrics.db_acquire_wait.observe(acquired - started)
-        route = current_route.get()
-        metrics.db_acquisitions.labels(route).inc()
-        try:
-            # The pool hands out a proxy that forwards every Connection method.
-            yield cast(asyncpg.Connection, connection)
-        finally:
+            metrics.db_waiters.inc()
+            started = time.perf_counter()
             try:
-                await self._pool.release(connection)
+                async with deadline():
+                    connection = await generation.pool.acquire()
+            except DeadlineExceeded:
+                metrics.db_acquire_timeouts.inc()
+                raise PoolExhausted(deadline.seconds or 0.0) from None
             finally:
-                metrics.db_busy.labels(route).inc(time.perf_counter() - acquired)
+                acquired = time.perf_counter()
+                metrics.db_waiters.dec()
+                metrics.db_acquire_wait.observe(acquired - started)
+            route = current_route.get()
+            metrics.db_acquisitions.labels(route).inc()
+            try:
+                # The pool hands out a proxy that forwards every Connection method.
+                yield cast(asyncpg.Connection, connection)
+            finally:
+                try:
+                    await generation.pool.release(connection)
+                finally:
+                    metrics.db_busy.labels(route).inc(time.perf_counter() - acquired)
+        finally:
+            generation.leave()

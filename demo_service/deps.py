@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 
 from demo_service.db import Database
 from demo_service.external import ExternalApi
+from demo_service.faults import Faults
 from demo_service.metrics import ServiceMetrics
+from demo_service.resilience.runtime import Resilience
 from demo_service.settings import Settings
 
 
@@ -19,6 +21,8 @@ class Services:
     metrics: ServiceMetrics
     db: Database
     external: ExternalApi
+    resilience: Resilience
+    faults: Faults
 
 
 async def _services(request: Request) -> Services:  # async: a sync one would run in a thread

@@ -1,6 +1,14 @@
-"""Domain and infrastructure failures turned into clear HTTP answers, never a bare 500."""
+"""Domain and infrastructure failures turned into clear HTTP answers, never a bare 500.
+
+Overload answers say when to come back: an exhausted pool, a DB deadline, a full bulkhead and
+an open breaker are 503 with ``Retry-After``; an external call past its deadline is 504. The
+routes declare these answers in OpenAPI with :func:`declared`.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -9,19 +17,65 @@ from fastapi.responses import JSONResponse
 from demo_service.db import UNAVAILABLE_ERRORS, PoolExhausted
 from demo_service.external import ExternalError
 from demo_service.orders import ItemNotFound, KeyReused, OutOfStock
+from demo_service.problems import Problem
+from demo_service.resilience.breaker import BreakerOpen
+from demo_service.resilience.bulkhead import BulkheadFull
+from demo_service.resilience.deadlines import DeadlineExceeded
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    }
+}
+_DESCRIPTIONS = {
+    404: "The item does not exist.",
+    409: "Out of stock, or the Idempotency-Key belongs to another order.",
+    502: "The external API failed or answered badly.",
+    503: "Overloaded or unavailable, try again later: shed at admission, pool exhausted, a DB"
+    " deadline passed, the bulkhead is full, the breaker is open, or the database is down.",
+    504: "The external API did not answer in time.",
+}
 
 
-def _problem(status: int, detail: str, retry_after_s: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+def declared(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these codes: a :class:`Problem` body, ``Retry-After`` on 503."""
+    return {
+        code: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[code],
+            **({"headers": _RETRY_AFTER} if code == 503 else {}),
+        }
+        for code in codes
+    }
+
+
+def _problem(status: int, detail: str, retry_after_s: float | None = None) -> JSONResponse:
+    headers = None
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
-async def _pool_exhausted(_: Request, exc: Exception) -> JSONResponse:
-    return _problem(503, str(exc), retry_after_s=1)
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     return _problem(503, f"database unavailable: {type(exc).__name__}", retry_after_s=1)
+
+
+async def _deadline(_: Request, exc: Exception) -> JSONResponse:
+    """External: 504 (the dependency was slow). DB stages and pool exhaustion: 503, come back."""
+    assert isinstance(exc, DeadlineExceeded)
+    if exc.stage == "external":
+        return _problem(504, str(exc))
+    return _problem(503, str(exc), retry_after_s=1)
+
+
+async def _breaker_open(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BreakerOpen)
+    return _problem(503, str(exc), retry_after_s=exc.retry_after_s)
+
+
+async def _bulkhead_full(_: Request, exc: Exception) -> JSONResponse:
+    return _problem(503, str(exc), retry_after_s=1)
 
 
 async def _external(_: Request, exc: Exception) -> JSONResponse:
@@ -48,9 +102,13 @@ def _status(code: int):  # type: ignore[no-untyped-def]
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(PoolExhausted, _pool_exhausted)
     for error in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error, _database_unavailable)
+    # After TimeoutError (one of UNAVAILABLE_ERRORS): the most specific class wins either way.
+    app.add_exception_handler(DeadlineExceeded, _deadline)
+    app.add_exception_handler(PoolExhausted, _deadline)
+    app.add_exception_handler(BreakerOpen, _breaker_open)
+    app.add_exception_handler(BulkheadFull, _bulkhead_full)
     app.add_exception_handler(ExternalError, _external)
     app.add_exception_handler(ItemNotFound, _status(404))
     app.add_exception_handler(OutOfStock, _status(409))

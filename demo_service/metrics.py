@@ -156,6 +156,12 @@ class ResilienceMetrics:
             ["stage"],
             registry=registry,
         )
+        self.fault_active = Gauge(
+            "brink_fault_active",
+            "Service-side fault knobs away from their start-up value: 1 while changed, else 0.",
+            ["fault"],
+            registry=registry,
+        )
 
 
 class ServiceMetrics:

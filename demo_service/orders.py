@@ -3,6 +3,12 @@
 The order is written and the stock decremented in the same transaction, and the caller
 acknowledges it only after that transaction commits. A repeat of the same idempotency key
 returns the first order and writes nothing; the same key with a different request is refused.
+
+That makes the whole transaction safe to retry (:func:`submit_order`): when a connection is lost
+after the commit was sent, the retry finds the committed order by its key and answers it as a
+replay instead of writing it twice. Every statement of the transaction runs under the live
+``db_statement`` deadline (Postgres's ``statement_timeout``, local to the transaction), which
+also bounds the fault holds (:class:`Holds`) and the wait for the item's row lock.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from demo_service.db import Database
+from demo_service.resilience.deadlines import Deadline
+from demo_service.resilience.runtime import Resilience
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,24 @@ class Order:
     quantity: int
     idempotency_key: UUID
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Holds:
+    """Known holds inside the order transaction, set by the fault knobs."""
+
+    extra_latency_s: float = 0.0
+    """``pg_sleep`` before anything else: the connection is held, no lock is."""
+    hot_row_lock_s: float = 0.0
+    """``pg_sleep`` right after the item's ``SELECT … FOR UPDATE``: the row lock is held."""
+    hot_items: int = 0
+    """Items ``1..hot_items`` get the row-lock hold; others do not."""
+
+    def row_lock_s(self, item_id: int) -> float:
+        return self.hot_row_lock_s if item_id <= self.hot_items else 0.0
+
+
+NO_HOLDS = Holds()
 
 
 class ItemNotFound(Exception):
@@ -78,12 +106,28 @@ class _LostRace(Exception):
     """A concurrent request with the same key committed first."""
 
 
+async def submit_order(
+    db: Database, resilience: Resilience, request: OrderRequest, holds: Holds = NO_HOLDS
+) -> tuple[Order, bool]:
+    """Place ``request`` with a checkout of its own per attempt, retried on transient DB errors."""
+    statement = resilience.deadlines.db_statement
+
+    async def attempt() -> tuple[Order, bool]:
+        async with db.connection() as connection:
+            return await place_order(connection, request, holds, statement)
+
+    return await resilience.call_db(attempt)
+
+
 async def place_order(
-    connection: asyncpg.Connection, request: OrderRequest, extra_latency_s: float = 0.0
+    connection: asyncpg.Connection,
+    request: OrderRequest,
+    holds: Holds = NO_HOLDS,
+    statement: Deadline | None = None,
 ) -> tuple[Order, bool]:
     """Place ``request``; returns the order and whether it was created now (False: a replay)."""
     try:
-        return await _place(connection, request, extra_latency_s)
+        return await _place(connection, request, holds, statement)
     except _LostRace:
         replay = replay_of(await _find(connection, request.idempotency_key), request)
         if replay is None:  # the winner cannot vanish: its row was committed
@@ -91,24 +135,41 @@ async def place_order(
         return replay, False
 
 
+async def _sleep(connection: asyncpg.Connection, seconds: float) -> None:
+    if seconds > 0:
+        await connection.execute("SELECT pg_sleep($1)", seconds)
+
+
 async def _place(
-    connection: asyncpg.Connection, request: OrderRequest, extra_latency_s: float
+    connection: asyncpg.Connection,
+    request: OrderRequest,
+    holds: Holds,
+    statement: Deadline | None,
 ) -> tuple[Order, bool]:
     async with connection.transaction():
-        if extra_latency_s > 0:
-            await connection.execute("SELECT pg_sleep($1)", extra_latency_s)
-        replay = replay_of(await _find(connection, request.idempotency_key), request)
-        if replay is not None:
-            return replay, False
-        stock = await connection.fetchval(_LOCK_ITEM, request.item_id)
-        if stock is None:
-            raise ItemNotFound(request.item_id)
-        if stock < request.quantity:
-            raise OutOfStock(request.item_id, request.quantity, stock)
-        row = await connection.fetchrow(
-            _INSERT, request.idempotency_key, request.item_id, request.quantity
-        )
-        if row is None:
-            raise _LostRace
-        await connection.execute(_DECREMENT, request.item_id, request.quantity)
+        if statement is None:
+            return await _write(connection, request, holds)
+        async with statement.server_side(connection):
+            return await _write(connection, request, holds)
+
+
+async def _write(
+    connection: asyncpg.Connection, request: OrderRequest, holds: Holds
+) -> tuple[Order, bool]:
+    await _sleep(connection, holds.extra_latency_s)
+    replay = replay_of(await _find(connection, request.idempotency_key), request)
+    if replay is not None:
+        return replay, False
+    stock = await connection.fetchval(_LOCK_ITEM, request.item_id)
+    if stock is None:
+        raise ItemNotFound(request.item_id)
+    await _sleep(connection, holds.row_lock_s(request.item_id))
+    if stock < request.quantity:
+        raise OutOfStock(request.item_id, request.quantity, stock)
+    row = await connection.fetchrow(
+        _INSERT, request.idempotency_key, request.item_id, request.quantity
+    )
+    if row is None:
+        raise _LostRace
+    await connection.execute(_DECREMENT, request.item_id, request.quantity)
     return Order(**dict(row)), True

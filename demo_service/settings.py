@@ -7,6 +7,7 @@ names. A bad value stops start-up with one line that names the setting (:func:`l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -20,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from demo_service.resilience.presets import PresetName, ResilienceOverrides, merge
 
 ENV_PREFIX = "BRINK_"
 ENV_NESTED_DELIMITER = "__"
@@ -48,7 +51,9 @@ class DatabaseSettings(_Group):
     dsn: str = "postgresql://brink@127.0.0.1:54329/brink"
     pool_min: int = Field(1, ge=0, le=500)
     pool_max: int = Field(5, ge=1, le=500)
-    acquire_timeout_s: Seconds = 2.0
+    acquire_timeout_s: Seconds | None = None
+    """Shorthand for ``BRINK_RESILIENCE__DEADLINES__DB_ACQUIRE_S`` (which wins when both are set):
+    a start-up override of the preset's pool-checkout deadline. Unset: the preset decides."""
     connect_timeout_s: Seconds = 5.0
     extra_latency_s: float = Field(0.0, ge=0, le=10)
     """Extra time each order transaction holds its connection (``pg_sleep``): a known DB hold."""
@@ -117,6 +122,32 @@ class PgExporterSettings(_Group):
     Below Prometheus' 2 s scrape timeout, so a slow database shows as pg_up 0, not a lost scrape."""
 
 
+class ResilienceSettings(ResilienceOverrides):
+    """The resilience preset chosen at start-up, and any knob of it overridden.
+
+    ``BRINK_RESILIENCE__PRESET=fragile|resilient|adaptive``; every knob of
+    :class:`~demo_service.resilience.presets.ResilienceConfig` can be overridden on its own,
+    e.g. ``BRINK_RESILIENCE__SHEDDING__LIMIT=40`` or ``BRINK_RESILIENCE__DEADLINES__EXTERNAL_S=0``.
+    Only the knobs given override the preset; the result is validated as a whole.
+    """
+
+    preset: PresetName = "fragile"
+
+    @model_validator(mode="after")
+    def _valid_over_the_preset(self) -> ResilienceSettings:
+        try:
+            merge(self.preset, self.overrides())
+        except ValidationError as exc:
+            errors = exc.errors()
+            reasons = (str(error.get("ctx", {}).get("error", error["msg"])) for error in errors)
+            raise ValueError("; ".join(reasons)) from None
+        return self
+
+    def __repr_args__(self) -> Iterator[tuple[str, object]]:
+        yield "preset", self.preset  # the groups' own defaults are not in effect: hide them
+        yield "overrides", self.overrides()
+
+
 class Settings(BaseSettings):
     """Everything brink's processes can be told, read once at start-up."""
 
@@ -133,6 +164,7 @@ class Settings(BaseSettings):
     cpu: CpuSettings = CpuSettings()
     slow_api: SlowApiSettings = SlowApiSettings()
     pg_exporter: PgExporterSettings = PgExporterSettings()
+    resilience: ResilienceSettings = ResilienceSettings()
     admin_token: SecretStr | None = None
     """Token for the control and admin endpoints; without it those endpoints do not exist."""
 

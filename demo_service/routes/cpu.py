@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
+from demo_service.errors import declared
 from demo_service.http_metrics import current_route
 
 router = APIRouter(tags=["cpu"])
@@ -23,7 +24,7 @@ class CpuResult(BaseModel):
     digest: str
 
 
-@router.get("/cpu", response_model=CpuResult)
+@router.get("/cpu", response_model=CpuResult, responses=declared(503))
 async def burn_cpu(services: ServicesDep) -> CpuResult:
     iterations = services.settings.cpu.iterations
     started = time.thread_time()

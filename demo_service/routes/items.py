@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
-from demo_service.problems import responses
+from demo_service.errors import declared
 
 router = APIRouter(tags=["items"])
 
@@ -25,7 +25,7 @@ class Item(BaseModel):
 _SELECT = "SELECT id, name, price_cents, stock FROM items WHERE id = $1"
 
 
-@router.get("/items/{item_id}", response_model=Item, responses=responses(404, 503))
+@router.get("/items/{item_id}", response_model=Item, responses=declared(404, 503))
 async def get_item(item_id: ItemId, services: ServicesDep) -> Item:
     async with services.db.connection() as connection:
         row = await connection.fetchrow(_SELECT, item_id)

@@ -1,4 +1,8 @@
-"""``POST /orders``: a transaction with a row lock on the item, idempotent by client key."""
+"""``POST /orders``: a transaction with a row lock on the item, idempotent by client key.
+
+Transient DB errors retry the whole transaction under the live retry policy: safe, because a
+retry after an unknown commit finds the order by its key and answers it as a replay.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from demo_service.deps import ServicesDep
-from demo_service.orders import OrderRequest, place_order
-from demo_service.problems import responses
+from demo_service.errors import declared
+from demo_service.orders import OrderRequest, submit_order
 
 router = APIRouter(tags=["orders"])
 
@@ -37,7 +41,7 @@ class OrderOut(BaseModel):
     response_model=OrderOut,
     responses={
         200: {"model": OrderOut, "description": "A repeat of an earlier order's key: no new write"},
-        **responses(404, 409, 503),
+        **declared(404, 409, 503),
     },
 )
 async def create_order(
@@ -47,10 +51,8 @@ async def create_order(
     response: Response,
 ) -> OrderOut:
     request = OrderRequest(body.item_id, body.quantity, idempotency_key)
-    async with services.db.connection() as connection:
-        order, created = await place_order(
-            connection, request, services.settings.db.extra_latency_s
-        )
+    holds = services.faults.values.holds()
+    order, created = await submit_order(services.db, services.resilience, request, holds)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -2,7 +2,8 @@
 
 The pool connection is released before the external call, so a slow dependency does not hold
 a database connection: the pressure it puts on the service is in-flight requests and the
-external client's own small pool.
+external client's own small pool. The call goes through the external API's bulkhead, breaker,
+retry policy and per-attempt deadline (503 + Retry-After when refused, 504 past the deadline).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
-from demo_service.problems import responses
+from demo_service.errors import declared
 from demo_service.routes.items import ItemId
 
 router = APIRouter(tags=["shipping"])
@@ -30,7 +31,7 @@ class ShippingQuote(BaseModel):
 @router.get(
     "/items/{item_id}/shipping-quote",
     response_model=ShippingQuote,
-    responses=responses(404, 502, 503, 504),
+    responses=declared(404, 502, 503, 504),
 )
 async def shipping_quote(
     item_id: ItemId,

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from demo_service.auth import require_bearer
 from demo_service.settings import Settings, SlowApiSettings
-from demo_service.slow_api import create_slow_api, price_quote
+from demo_service.slow_api import SlowApiState, create_slow_api, price_quote
 from tests.support import eventually
 
 TOKEN = "unit-test-token-0123456789abcdef"
@@ -293,7 +293,7 @@ async def test_a_hang_outage_holds_calls_until_it_ends() -> None:
     async with httpx2.AsyncClient(transport=transport, base_url="http://slow-api") as client:
         await client.put("/control", headers=AUTH, json={"outage": "hang"})
         held = asyncio.ensure_future(client.get("/quote", params={"item_id": 2}))
-        state = app.state.slow_api
+        state: SlowApiState = app.state.slow_api
 
         async def hanging() -> bool:
             return state.in_flight == 1
