@@ -132,7 +132,10 @@ def _locust_argv(config: RampConfig, host: str, out: Path, metrics_port: int) ->
     if config.seed is not None:
         argv += ["--seed", str(config.seed)]
     if config.workers:
-        argv += ["--processes", str(config.workers)]
+        # Locust's master binds every interface by default: keep it on loopback.
+        port = str(free_port())
+        argv += ["--processes", str(config.workers), "--master-bind-host", "127.0.0.1"]
+        argv += ["--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     return argv
 
 

@@ -18,7 +18,7 @@ from typing import Self
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native import prometheus
 from loadtests.native.postgres import PostgresError, PrivatePostgres
-from loadtests.native.process import ManagedProcess, ProcessFailed, port_is_free
+from loadtests.native.process import ManagedProcess, ProcessFailed, free_port, port_is_free
 
 ADMIN_TOKEN_ENV = "BRINK_ADMIN_TOKEN"
 READY_TIMEOUT_S = 30.0
@@ -218,7 +218,17 @@ class NativeStack:
             "--brink-metrics-port", str(config.loadgen_metrics_port),
         ]  # fmt: skip
         if config.locust_workers:
-            argv += ["--processes", str(config.locust_workers)]
+            # Locust's master binds every interface by default: keep it on loopback.
+            port = str(free_port(config.host))
+            argv += ["--processes", str(config.locust_workers), "--master-bind-host", config.host]
+            argv += [
+                "--master-bind-port",
+                port,
+                "--master-host",
+                config.host,
+                "--master-port",
+                port,
+            ]
         log = config.run_dir / "locust.log"
         self._run(ManagedProcess("Locust", argv, log), self.urls["locust"] + "/")
 
