@@ -4,7 +4,7 @@
 target, over the knee ``brink ramp`` finds with default settings; (b) predicted vs measured
 knee over pool sizes and DB holds; (c) the wall time of a quick ramp that names the knee.
 Progress goes to stderr, the table to stdout, ``--json PATH`` saves every figure.
-Exit status: 0 measured, 1 some figure missing, 2 setup failed, 130 interrupted.
+Exit status: 0 measured, 1 some figure missing, 2 a part could not run, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ EXIT_MISSING = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
 PARTS = ("a", "b", "c")
+SETUP_ERRORS = (StackError, ProcessFailed, RuntimeError, OSError)
+"""A part that raises one of these is recorded as stopped; the other parts still run."""
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Measure brink's load harness on 127.0.0.1: (a) the generator's max offered rate "
             "vs the default knee, (b) predicted vs measured knee over pool sizes and DB holds, "
-            "(c) the wall time of a quick ramp. Defaults take about 10-12 minutes."
+            "(c) the wall time of a quick ramp. Defaults take about 9-10 minutes."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -128,21 +130,29 @@ def _measure(
     try:
         for part in args.parts:
             started = time.monotonic()
-            if part == "a":
-                _part_a(args, report, run_dir / "a", say)
-            elif part == "b":
-                plan = KneePlan(
-                    step_s=args.knee_step_s,
-                    arrivals=args.arrivals,
-                    order_cpu_s=report.order_cpu_s,
-                )
-                configs = [PoolConfig.parse(text) for text in args.configs]
-                report.knees = run_knees(configs, plan, run_dir / "b", say)
-            else:
-                report.quick = run_quick(args.quick_repeats, run_dir / "c", say)
+            try:
+                _part(part, args, report, run_dir / part, say)
+            except SETUP_ERRORS as exc:
+                report.failures.append(f"({part}) stopped: {str(exc).splitlines()[0]}")
+                say(f"({part}) stopped: {exc}\n(logs under {run_dir / part})")
             report.contention[f"({part})"] = watch.between(started, time.monotonic())
     finally:
         watch.stop()
+
+
+def _part(
+    part: str, args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: _Progress
+) -> None:
+    if part == "a":
+        _part_a(args, report, run_dir, say)
+    elif part == "b":
+        plan = KneePlan(
+            step_s=args.knee_step_s, arrivals=args.arrivals, order_cpu_s=report.order_cpu_s
+        )
+        configs = [PoolConfig.parse(text) for text in args.configs]
+        report.knees.extend(run_knees(configs, plan, run_dir, say))
+    else:
+        report.quick.extend(run_quick(args.quick_repeats, run_dir, say))
 
 
 def _config(args: argparse.Namespace, run_dir: Path) -> dict[str, object]:
@@ -181,15 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; everything the harness started was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (StackError, ProcessFailed, RuntimeError, OSError) as exc:
-        print(f"harness failed: {exc}\n(logs under {run_dir})", file=sys.stderr)
-        return EXIT_SETUP
     report.wall_s = time.monotonic() - say.started
     print(format_report(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(report), indent=2) + "\n")
         say(f"wrote {args.json}")
+    if report.failures:
+        return EXIT_SETUP
     return EXIT_MISSING if report.missing else 0
 
 

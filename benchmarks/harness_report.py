@@ -29,6 +29,8 @@ class HarnessReport:
     knees: list[RampRow] = field(default_factory=list)
     quick: list[RampRow] = field(default_factory=list)
     contention: dict[str, Contention | None] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    """Parts that stopped on an error, with its first line."""
     order_cpu_s: float | None = None
     """Service CPU per order from the default probe: (b)'s estimate of a CPU-bound rate."""
     wall_s: float = 0.0
@@ -123,12 +125,20 @@ def _ratio_lines(report: HarnessReport) -> list[str]:
 def _knee_row(r: RampRow, label: str) -> str:
     error = None if r.error is None else r.error * 100
     return (
-        f"    {label:<22}{_n(r.order_hold_ms, '.2f', 9)}"
-        f"{_n(r.predicted_rps, '.0f', 11)}  {r.bottleneck or '—':<11}"
-        f"{_n(r.knee_rps, '.0f', 8)}{_n(r.knee_target_rps, '.0f', 9)}"
+        f"    {label:<22}{_n(r.probe_hold_ms, '.2f', 7)}{_n(r.predicted_rps, '.0f', 9)}"
+        f"  {r.bottleneck or '—':<10}{_n(r.knee_rps, '.0f', 7)}{_n(r.knee_target_rps, '.0f', 9)}"
         f"{_n(error, '+.1f', 8)}{' ' if error is None else '%'}"
-        f"{r.stages:>7}   {r.first_rps:>5.0f} +{r.increment_rps:<5.0f}{r.wall_s:>7.0f}"
+        f"{_n(r.knee_hold_ms, '.2f', 10)}{_n(r.knee_cpu, '.2f', 6)}"
+        f"{r.stages:>7}  {r.first_rps:>5.0f} +{r.increment_rps:<4.0f}{r.wall_s:>6.0f}"
     )
+
+
+_KNEE_HEADER = (
+    f"    {'config':<22}{'hold':>7}{'predict':>9}  {'bottleneck':<10}{'knee':>7}{'(target)':>9}"
+    f"{'error':>8} {'hold@knee':>10}{'CPU':>6}{'stages':>7}  {'first':>5} +{'step':<4}{'wall':>6}",
+    f"    {'':<22}{'ms':>7}{'req/s':>9}  {'':<10}{'req/s':>7}{'req/s':>9}"
+    f"{'':>8} {'ms':>10}{'cores':>6}{'':>7}  {'req/s':>5}  {'':<4}{'s':>5}",
+)
 
 
 def _knee_lines(report: HarnessReport) -> list[str]:
@@ -139,17 +149,21 @@ def _knee_lines(report: HarnessReport) -> list[str]:
         f"(b) predicted vs measured knee: mix {first['mix']}, SLO {first['slo_s'] * 1000:g} ms,"
         f" {first['arrivals']} arrivals, breakpoint from 0.5 x pool/hold in 5% steps of"
         f" {first['step_s']:g} s (CPU-bound: x the probe's prediction); one run_job each",
-        "    config              hold ms  predicted/s  bottleneck    knee/s  (target)   error"
-        "  stages   first +step  wall s",
+        *_KNEE_HEADER,
     ]
     lines += [_knee_row(r, r.label.removeprefix("(b) ")) for r in report.knees]
     if report.default is not None:
         lines.append(_knee_row(report.default, "default stack+mix [a]"))
-    errors = [r.error for r in report.knees if r.error is not None]
-    met = sum(abs(e) <= KNEE_GOAL for e in errors)
+    counts = []
+    for kind, rows in (
+        ("DB-bound", [r for r in report.knees if r.bottleneck == "db_pool"]),
+        ("other", [r for r in report.knees if r.bottleneck != "db_pool"]),
+    ):
+        met = sum(r.error is not None and abs(r.error) <= KNEE_GOAL for r in rows)
+        counts += [f"{met} of {len(rows)} {kind}"] if rows else []
     lines.append(
-        f"    goal |error| ≤ {KNEE_GOAL:.0%}: {met} of {len(report.knees)} configurations"
-        + (", [a] = part (a)'s default ramp, not counted" if report.default else "")
+        f"    goal |error| ≤ {KNEE_GOAL:.0%}: {', '.join(counts)} configurations"
+        + ("; [a] = part (a)'s default ramp, not counted" if report.default else "")
     )
     lines += [f"    {r.label}: {note}" for r in report.knees for note in r.notes]
     return lines
@@ -214,7 +228,7 @@ def format_report(report: HarnessReport) -> str:
         _knee_lines(report),
         _quick_lines(report),
         _load_lines(report),
-        [f"! {m}" for m in report.missing],
+        [f"! {m}" for m in [*report.failures, *report.missing]],
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines)
 
@@ -231,6 +245,7 @@ def to_json(report: HarnessReport) -> dict[str, Any]:
         "config": report.config,
         "wall_s": report.wall_s,
         "order_cpu_s": report.order_cpu_s,
+        "failures": report.failures,
         "missing": report.missing,
         "generators": [
             {

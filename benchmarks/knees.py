@@ -12,8 +12,8 @@ formula gives the knee: the stack is probed first and the ramp derived from the 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.probed import probe_then_ramp
@@ -102,16 +102,17 @@ class KneePlan:
 
 def run_knees(
     configs: Sequence[PoolConfig], plan: KneePlan, base_dir: Path, say: Say
-) -> list[RampRow]:
-    """One ramp per configuration, in order."""
-    rows = []
+) -> Iterator[RampRow]:
+    """One ramp per configuration, in order; each row as soon as it is measured."""
     for number, config in enumerate(configs, start=1):
         label = f"(b) {config.label}"
         run_dir = base_dir / f"{number}-pool{config.pool}-hold{config.hold_ms:g}ms"
         if plan.cpu_bound(config):
             mix = Mix(parse_weights(MIX))
             row, _ = probe_then_ramp(label, config.settings(), mix, plan.ramp, run_dir, say)
-            row.notes.append("CPU-bound: ramp from a probe's prediction, not pool / hold")
+            row = replace(
+                row, notes=("CPU-bound: ramp from a probe's prediction, not pool / hold",)
+            )
         else:
             ramp = plan.ramp(config.theoretical_rps)
             rates = stage_rates(ramp)
@@ -121,5 +122,4 @@ def run_knees(
             )
             job = RampJob(config=ramp, run_dir=run_dir, settings=config.settings())
             row = timed_ramp(label, job, say)
-        rows.append(row)
-    return rows
+        yield row

@@ -8,7 +8,7 @@ even arrivals, SLO 1 s. Timed around ``run_job``: stack start, probe, ramp, repo
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from benchmarks.ramps import RampRow, timed_ramp
@@ -36,16 +36,11 @@ E2E_RAMP = RampConfig(
 )
 
 
-def run_quick(repeats: int, base_dir: Path, say: Say) -> list[RampRow]:
-    """The e2e ramp ``repeats`` times, each from a fresh stack."""
-    return [
-        timed_ramp(
-            f"(c) run {n}/{repeats}",
-            RampJob(config=E2E_RAMP, run_dir=base_dir / f"run-{n}", settings=E2E_SETTINGS),
-            say,
-        )
-        for n in range(1, repeats + 1)
-    ]
+def run_quick(repeats: int, base_dir: Path, say: Say) -> Iterator[RampRow]:
+    """The e2e ramp ``repeats`` times, each from a fresh stack; each row when measured."""
+    for n in range(1, repeats + 1):
+        job = RampJob(config=E2E_RAMP, run_dir=base_dir / f"run-{n}", settings=E2E_SETTINGS)
+        yield timed_ramp(f"(c) run {n}/{repeats}", job, say)
 
 
 def median_wall_s(rows: Sequence[RampRow]) -> float | None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from loadtests.capacity import compare_knee
 from loadtests.outcome import RampOutcome
-from loadtests.probe import ROUTE_OF_KIND
 from loadtests.profiles import ProfileParams, build_profile
 from loadtests.ramp import RampJob, run_job
 from loadtests.runner import RampConfig
+from loadtests.samples import ServerSample, StageSample
 
 Say = Callable[[str], None]
 _RUNNER_LINE = re.compile(r"^\[\s*\d+s,")
@@ -43,8 +43,12 @@ class RampRow:
     increment_rps: float
     predicted_rps: float | None
     bottleneck: str | None
-    order_hold_ms: float | None
-    """The probe's mean DB hold of ``POST /orders`` (None if the mix has no orders)."""
+    probe_hold_ms: float | None
+    """The probe's DB hold per request of the mix (the model's demand on the pool)."""
+    knee_hold_ms: float | None
+    """The same, measured under load at the knee stage: pool busy seconds / requests."""
+    knee_cpu: float | None
+    """The service's CPU at the knee stage, in cores."""
     knee_rps: float | None
     knee_target_rps: float | None
     knee_is_lower_bound: bool
@@ -54,7 +58,7 @@ class RampRow:
     run_dir: str
     aborted: str | None = None
     explanation: str = ""
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     @property
     def error(self) -> float | None:
@@ -83,16 +87,22 @@ def quiet(say: Say, prefix: str) -> Say:
     return relay
 
 
-def _order_hold_ms(outcome: RampOutcome) -> float | None:
-    if outcome.probe is None:
+def _probe_hold_ms(outcome: RampOutcome) -> float | None:
+    if outcome.prediction is None:
         return None
-    holds = [d.db_hold_s for d in outcome.probe.demands if d.route == ROUTE_OF_KIND["order"]]
-    return holds[0] * 1000 if holds else None
+    pool = [r.demand for r in outcome.prediction.resources if r.name == "db_pool"]
+    return pool[0] * 1000 if pool else None
 
 
-def _knee_target(outcome: RampOutcome) -> float | None:
+def _knee_stage(outcome: RampOutcome) -> StageSample | None:
     index = outcome.tipping.knee_index
-    return next((s.target_rps for s in outcome.stages if s.index == index), None)
+    return next((s for s in outcome.stages if s.index == index), None)
+
+
+def _hold_ms(server: ServerSample | None) -> float | None:
+    if server is None or server.throughput_rps <= 0:
+        return None
+    return server.pool_in_use / server.throughput_rps * 1000
 
 
 def timed_ramp(label: str, job: RampJob, say: Say, started: float | None = None) -> RampRow:
@@ -113,11 +123,14 @@ def timed_ramp(label: str, job: RampJob, say: Say, started: float | None = None)
     }
     if outcome is None:
         return RampRow(
-            **base, predicted_rps=None, bottleneck=None, order_hold_ms=None, knee_rps=None,
-            knee_target_rps=None, knee_is_lower_bound=False, stages=0,
+            **base, predicted_rps=None, bottleneck=None, probe_hold_ms=None, knee_hold_ms=None,
+            knee_cpu=None, knee_rps=None, knee_target_rps=None, knee_is_lower_bound=False,
+            stages=0,
         )  # fmt: skip
     prediction = outcome.prediction
     knee = outcome.tipping.knee_rps
+    stage = _knee_stage(outcome)
+    server = stage.server if stage else None
     if prediction is not None and knee is not None:
         check = compare_knee(prediction, knee)
         say(f"{label} knee {knee:.0f} req/s vs predicted {check.predicted:.0f}: "
@@ -126,9 +139,11 @@ def timed_ramp(label: str, job: RampJob, say: Say, started: float | None = None)
         **base,
         predicted_rps=prediction.saturation_rps if prediction else None,
         bottleneck=prediction.bottleneck if prediction else None,
-        order_hold_ms=_order_hold_ms(outcome),
+        probe_hold_ms=_probe_hold_ms(outcome),
+        knee_hold_ms=_hold_ms(server),
+        knee_cpu=server.cpu_utilisation if server else None,
         knee_rps=knee,
-        knee_target_rps=_knee_target(outcome),
+        knee_target_rps=stage.target_rps if stage else None,
         knee_is_lower_bound=outcome.tipping.knee_is_lower_bound,
         stages=len(outcome.stages),
         aborted=outcome.aborted,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +47,10 @@ class HttpMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        # Labelled children, looked up once per label set (the label sets are bounded).
+        self._in_flight: dict[str, Gauge] = {}
+        self._duration: dict[tuple[str, str], Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +67,9 @@ class HttpMetricsMiddleware:
             await send(message)
 
         metrics = self.metrics
-        in_flight = metrics.http_in_flight.labels(route)
+        in_flight = self._in_flight.get(route)
+        if in_flight is None:
+            in_flight = self._in_flight[route] = metrics.http_in_flight.labels(route)
         token = current_route.set(route)
         in_flight.inc()
         started = time.perf_counter()
@@ -72,5 +79,15 @@ class HttpMetricsMiddleware:
             elapsed = time.perf_counter() - started
             in_flight.dec()
             current_route.reset(token)
-            metrics.http_duration.labels(route, method).observe(elapsed)
-            metrics.http_requests.labels(route, method, str(status)).inc()
+            duration = self._duration.get((route, method))
+            if duration is None:
+                duration = self._duration[route, method] = metrics.http_duration.labels(
+                    route, method
+                )
+            duration.observe(elapsed)
+            requests = self._requests.get((route, method, status))
+            if requests is None:
+                requests = self._requests[route, method, status] = metrics.http_requests.labels(
+                    route, method, str(status)
+                )
+            requests.inc()
