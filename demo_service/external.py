@@ -24,6 +24,18 @@ from demo_service.settings import ExternalSettings
 T = TypeVar("T")
 
 
+OUTCOMES = (
+    "ok",
+    "http_error",
+    "timeout",
+    "pool_timeout",
+    "transport_error",
+    "invalid_body",
+    "cancelled",
+)
+"""Every outcome label of ``brink_external_requests_total`` (bounded)."""
+
+
 class Quote(BaseModel):
     item_id: int
     quantity: int
@@ -103,6 +115,8 @@ class ExternalApi:
             base_url=str(settings.url), limits=limits, timeout=timeout, transport=transport
         )
         metrics.external_connections_max.set(settings.max_connections)
+        for outcome in OUTCOMES:  # from 0, so rate() sees the very first failure of each kind
+            metrics.external_requests.labels(outcome)
         return cls(client, metrics, guard)
 
     async def aclose(self) -> None:

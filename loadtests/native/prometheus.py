@@ -110,6 +110,9 @@ class NativePrometheus:
             f"--storage.tsdb.path={self.run_dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
         ]
+        # A fresh TSDB per start: series of an earlier run (other ports, other processes) would
+        # otherwise stay current for 5 minutes and double-count in every sum().
+        shutil.rmtree(self.run_dir / "data", ignore_errors=True)
         log = self.run_dir / "prometheus.log"
         log.unlink(missing_ok=True)
         self.process = ManagedProcess("Prometheus", argv, log).start()
