@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
-import uvicorn
-
 from demo_service.app import create_app
-from demo_service.settings import SettingsError, load_settings
+from demo_service.serve import serve
 
 
 def main() -> None:
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"brink demo service: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    uvicorn.run(
-        create_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        access_log=False,
-        log_level="warning",
+    serve(
+        "brink demo service",
+        create_app,
+        lambda settings: (settings.server.host, settings.server.port),
         timeout_graceful_shutdown=10,
     )
 

@@ -22,20 +22,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
-from demo_service.settings import Settings, SettingsError, load_settings
+from demo_service.serve import serve
+from demo_service.settings import Settings, load_settings
 
 APPLICATION_NAME = "brink-pg-exporter"
 """The exporter's ``application_name``, so its own backend is easy to spot in pg_stat_activity."""
@@ -303,17 +302,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def main() -> None:
     """``python -m demo_service.pg_exporter``: exit 2 with one line on a bad setting."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"brink pg exporter: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    uvicorn.run(
-        create_app(settings),
-        host=settings.pg_exporter.host,
-        port=settings.pg_exporter.port,
-        access_log=False,
-        log_level="warning",
+    serve(
+        "brink pg exporter",
+        create_app,
+        lambda settings: (settings.pg_exporter.host, settings.pg_exporter.port),
     )
 
 

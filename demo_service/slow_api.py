@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,7 +22,8 @@ from demo_service.auth import UNAUTHORIZED_RESPONSES, require_bearer
 from demo_service.latency import OUTAGES, LatencyModel, Outage
 from demo_service.metrics import SlowApiMetrics
 from demo_service.problems import Problem
-from demo_service.settings import Settings, SettingsError, SlowApiSettings, load_settings
+from demo_service.serve import serve
+from demo_service.settings import Settings, SlowApiSettings, load_settings
 
 _CARRIERS = ("parcelpost", "swiftship", "cargoline", "bluefreight")
 
@@ -258,18 +257,10 @@ def create_slow_api(settings: Settings | None = None) -> FastAPI:
 
 def main() -> None:
     """``python -m demo_service.slow_api``: exit 2 with one line on a bad setting."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
-    uvicorn.run(
-        create_slow_api(settings),
-        host=settings.slow_api.host,
-        port=settings.slow_api.port,
-        workers=1,
-        access_log=False,
-        log_level="warning",
+    serve(
+        "brink slow API",
+        create_slow_api,
+        lambda settings: (settings.slow_api.host, settings.slow_api.port),
     )
 
 
