@@ -15,9 +15,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.cli_kit import Progress, positive
 from benchmarks.report import Report, format_report, to_json
 from benchmarks.scenarios import Bench, run_items, run_orders
 from benchmarks.wrk_runner import WrkError, ensure_wrk
@@ -27,17 +28,6 @@ from loadtests.native.process import ProcessFailed, free_port
 EXIT_INVALID = 1
 EXIT_SETUP = 2
 EXIT_INTERRUPTED = 130
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its error messages
-    return parse
 
 
 def _fraction(text: str) -> float:
@@ -57,28 +47,18 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("--rounds", type=_positive(int), default=3, help="rounds of every measurement")
-    add("--seconds", type=_positive(float), default=10.0, help="measured window per run")
-    add("--warmup", type=_positive(float), default=2.0, help="warm-up before each window, s")
-    add("--pools", type=_positive(int), nargs="+", default=[2, 8], help="pool sizes for (b)")
-    add("--hold", type=_positive(float), default=0.02, help="BRINK_DB__EXTRA_LATENCY_S for (b)")
-    add("--connections", type=_positive(int), default=32, help="wrk connections for (a)")
-    add("--probe-orders", type=_positive(int), default=40, help="sequential orders per probe")
-    add("--timeout", type=_positive(float), default=5.0, help="wrk --timeout per request, s")
+    add("--rounds", type=positive(int), default=3, help="rounds of every measurement")
+    add("--seconds", type=positive(float), default=10.0, help="measured window per run")
+    add("--warmup", type=positive(float), default=2.0, help="warm-up before each window, s")
+    add("--pools", type=positive(int), nargs="+", default=[2, 8], help="pool sizes for (b)")
+    add("--hold", type=positive(float), default=0.02, help="BRINK_DB__EXTRA_LATENCY_S for (b)")
+    add("--connections", type=positive(int), default=32, help="wrk connections for (a)")
+    add("--probe-orders", type=positive(int), default=40, help="sequential orders per probe")
+    add("--timeout", type=positive(float), default=5.0, help="wrk --timeout per request, s")
     add("--max-failed", type=_fraction, default=0.01, help="failed fraction that voids a window")
     add("--only", choices=["items", "orders"], help="run only part (a) or (b)")
     add("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     return parser
-
-
-class _Progress:
-    """Timestamped progress lines on stderr."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _config(args: argparse.Namespace) -> dict[str, object]:
@@ -98,7 +78,7 @@ def _config(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _measure(args: argparse.Namespace, wrk: str, log_dir: Path, progress: _Progress) -> Report:
+def _measure(args: argparse.Namespace, wrk: str, log_dir: Path, progress: Progress) -> Report:
     """Start the private Postgres, run the chosen parts, and always stop Postgres again."""
     postgres = PrivatePostgres(port=free_port())
     try:
@@ -129,7 +109,7 @@ def _measure(args: argparse.Namespace, wrk: str, log_dir: Path, progress: _Progr
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the table; return the exit status."""
     args = _parser().parse_args(argv)
-    progress = _Progress()
+    progress = Progress()
     log_dir = Path(tempfile.mkdtemp(prefix="brink-bench-"))
     try:
         report = _measure(args, ensure_wrk(), log_dir, progress)

@@ -17,11 +17,12 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
+from benchmarks.cli_kit import Progress, positive
 from benchmarks.contention import CpuWatch
 from benchmarks.default_knee import run_default_knee
 from benchmarks.generator import GeneratorPlan, canned_target, run_generator
@@ -41,17 +42,6 @@ SETUP_ERRORS = (StackError, ProcessFailed, RuntimeError, OSError)
 """A part that raises one of these is recorded as stopped; the other parts still run."""
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def _pool_config(text: str) -> str:
     PoolConfig.parse(text)  # argparse reports its ArgumentTypeError
     return text
@@ -69,12 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run")
-    add("--workers", type=_positive(int), default=2, help="(a) Locust --processes for run 2")
-    add("--gen-start", type=_positive(float), default=1200.0, help="(a) first rate, req/s")
-    add("--gen-step", type=_positive(float), default=150.0, help="(a) req/s added per step")
-    add("--gen-step-s", type=_positive(float), default=4.0, help="(a) seconds per step")
-    add("--max-p95-ms", type=_positive(float), default=50.0, help="(a) client p95 to keep up")
-    add("--default-step-s", type=_positive(float), default=5.0, help="(a) default-knee step, s")
+    add("--workers", type=positive(int), default=2, help="(a) Locust --processes for run 2")
+    add("--gen-start", type=positive(float), default=1200.0, help="(a) first rate, req/s")
+    add("--gen-step", type=positive(float), default=150.0, help="(a) req/s added per step")
+    add("--gen-step-s", type=positive(float), default=4.0, help="(a) seconds per step")
+    add("--max-p95-ms", type=positive(float), default=50.0, help="(a) client p95 to keep up")
+    add("--default-step-s", type=positive(float), default=5.0, help="(a) default-knee step, s")
     add(
         "--configs",
         nargs="+",
@@ -83,29 +73,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="POOL/HOLD_MS",
         help="(b) pool sizes and DB holds, e.g. 4/40",
     )
-    add("--knee-step-s", type=_positive(float), default=5.0, help="(b) seconds per step")
+    add("--knee-step-s", type=positive(float), default=5.0, help="(b) seconds per step")
     add("--arrivals", choices=ARRIVALS, default="even", help="(b) gaps between arrivals")
-    add("--quick-repeats", type=_positive(int), default=3, help="(c) how many quick ramps")
+    add("--quick-repeats", type=positive(int), default=3, help="(c) how many quick ramps")
     add("--run-dir", type=Path, help="run folders; None: a new temp dir")
     add("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     return parser
-
-
-class _Progress:
-    """Timestamped progress lines on stderr."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def __call__(self, message: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _part_a(args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: _Progress) -> None:
+def _part_a(args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: Progress) -> None:
     criteria = Criteria(max_p95_s=args.max_p95_ms / 1000)
     with canned_target(run_dir) as (url, pid):
         say(f"(a) canned target at {url}")
@@ -123,9 +103,7 @@ def _part_a(args: argparse.Namespace, report: HarnessReport, run_dir: Path, say:
     report.order_cpu_s = knee.order_cpu_s
 
 
-def _measure(
-    args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: _Progress
-) -> None:
+def _measure(args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: Progress) -> None:
     watch = CpuWatch().start()
     try:
         for part in args.parts:
@@ -141,7 +119,7 @@ def _measure(
 
 
 def _part(
-    part: str, args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: _Progress
+    part: str, args: argparse.Namespace, report: HarnessReport, run_dir: Path, say: Progress
 ) -> None:
     if part == "a":
         _part_a(args, report, run_dir, say)
@@ -181,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.gen_step * 10 < args.gen_start:
         _parser().error("--gen-step must be at least a tenth of --gen-start (brink's breakpoint)")
-    say = _Progress()
+    say = Progress()
     run_dir = (args.run_dir or Path(tempfile.mkdtemp(prefix="brink-harness-"))).absolute()
     report = HarnessReport(_config(args, run_dir))
     signal.signal(signal.SIGTERM, _interrupt)

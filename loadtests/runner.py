@@ -21,7 +21,7 @@ from typing import Any
 
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.process import ManagedProcess, free_port
-from loadtests.profiles import ProfileParams, build_profile
+from loadtests.profiles import Profile, ProfileParams, build_profile
 from loadtests.samples import StageSample
 from loadtests.scrape import Scrape, Scraper, server_window
 from loadtests.series import Series, window
@@ -57,8 +57,8 @@ class RampConfig:
     def settle_for(self, stage_s: float) -> float:
         return self.settle_s if self.settle_s is not None else min(5.0, 0.3 * stage_s)
 
-    def expected_duration_s(self) -> float:
-        """The profile's length plus the drain tail."""
+    def build_profile(self) -> Profile:
+        """The named profile with these rates; ``ValueError`` names a bad parameter."""
         params = ProfileParams(
             average_rps=self.average_rps,
             peak_rps=self.peak_rps,
@@ -66,7 +66,11 @@ class RampConfig:
             rps_cap=self.rps_cap,
             duration_cap_s=self.duration_cap_s,
         )
-        return build_profile(self.profile, params).duration_s + self.timeout_s + 5.0
+        return build_profile(self.profile, params)
+
+    def expected_duration_s(self) -> float:
+        """The profile's length plus the drain tail."""
+        return self.build_profile().duration_s + self.timeout_s + 5.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +153,7 @@ class _LiveStage:
     first: Scrape
     last: Scrape
 
-    def sample(self, slo_s: float) -> StageSample:
+    def sample(self) -> StageSample:
         elapsed = max(self.last.at - self.first.at, 1e-9)
 
         def delta(name: str) -> float:
@@ -207,7 +211,7 @@ def _bucket_quantile(histogram: dict[int, int], scrape: Scrape, q: float) -> flo
 def _progress_line(
     live: _LiveStage, stages_total: int, elapsed_s: float, total_s: float, server: Scrape | None
 ) -> str:
-    sample = live.sample(slo_s=0.0)
+    sample = live.sample()
     p95 = f"{sample.p95_s * 1000:.0f} ms" if sample.p95_s is not None else "-"
     pool = ""
     if server is not None:
@@ -248,7 +252,7 @@ def run_ramp(
     generator = Scraper(f"http://127.0.0.1:{metrics_port}/metrics")
     total_s = config.expected_duration_s()
     deadline = time.monotonic() + total_s + 30.0
-    stages_total = len(_profile_stages(config))
+    stages_total = len(config.build_profile().stages)
     started = time.monotonic()
     aborted: str | None = None
     live: _LiveStage | None = None
@@ -268,7 +272,7 @@ def run_ramp(
                 continue
             if live is None or live.index != index:
                 if live is not None:
-                    finished.append(live.sample(config.slo_s))
+                    finished.append(live.sample())
                     if config.abort_on_collapse and (
                         reason := abort_reason(finished, config.slo_s, abort_rule or AbortRule())
                     ):
@@ -300,17 +304,6 @@ def run_ramp(
         generator.close()
     stages, timeline = _stages_from(out, service.scrapes, config)
     return RampRun(stages, timeline, exit_code, aborted, service.scrapes)
-
-
-def _profile_stages(config: RampConfig) -> Sequence[Any]:
-    params = ProfileParams(
-        average_rps=config.average_rps,
-        peak_rps=config.peak_rps,
-        step_s=config.step_s,
-        rps_cap=config.rps_cap,
-        duration_cap_s=config.duration_cap_s,
-    )
-    return build_profile(config.profile, params).stages
 
 
 def _wait(process: ManagedProcess, timeout_s: float) -> None:
