@@ -11,7 +11,6 @@ def main() -> None:
         "brink demo service",
         create_app,
         lambda settings: (settings.server.host, settings.server.port),
-        timeout_graceful_shutdown=10,
     )
 
 

@@ -6,8 +6,9 @@ Run it with ``python -m demo_service`` (reads ``BRINK_*``) or
 The factory builds the app's live state that needs no I/O — metrics, the resilience mechanisms
 (:class:`Resilience`, read by the shedding middleware) and the fault knobs — and the lifespan
 opens the pool and the external client around them. Middleware, outermost first: HTTP metrics
-(so shed requests are counted and timed like any other), admission (sheds before any pool is
-touched), the CPU-burn fault, then the routes.
+(so shed requests are counted and timed like any other), the declared body-size check (413
+before a slot is taken), admission (sheds before any pool is touched), the CPU-burn fault, then
+the routes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from demo_service.body_limit import BodyLimit
 from demo_service.db import Database
 from demo_service.deps import Services
 from demo_service.errors import install_error_handlers
@@ -72,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The sacrificial backend: one route per pressure point.",
         version="0.1.0",
         lifespan=lifespan,
-        max_body_size=settings.server.max_body_bytes,
     )
     routers = [module.router for module in (health, items, orders, shipping, cpu)]
     if settings.admin_token is not None:
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # add_middleware wraps what is there: the last one added is the outermost.
     app.add_middleware(CpuBurnMiddleware, faults=faults, metrics=metrics)
     app.add_middleware(AdmissionMiddleware, admission=resilience.admission)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     if settings.server.metrics_enabled:
 
         @app.get("/metrics", include_in_schema=False)

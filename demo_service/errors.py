@@ -2,13 +2,12 @@
 
 Overload answers say when to come back: an exhausted pool, a DB deadline, a full bulkhead and
 an open breaker are 503 with ``Retry-After``; an external call past its deadline is 504. The
-routes declare these answers in OpenAPI with :func:`declared`.
+routes declare these answers in OpenAPI with :func:`demo_service.problems.declared`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,37 +16,9 @@ from fastapi.responses import JSONResponse
 from demo_service.db import UNAVAILABLE_ERRORS, PoolExhausted
 from demo_service.external import ExternalError
 from demo_service.orders import ItemNotFound, KeyReused, OutOfStock
-from demo_service.problems import Problem
 from demo_service.resilience.breaker import BreakerOpen
 from demo_service.resilience.bulkhead import BulkheadFull
 from demo_service.resilience.deadlines import DeadlineExceeded
-
-_RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again.",
-        "schema": {"type": "integer"},
-    }
-}
-_DESCRIPTIONS = {
-    404: "The item does not exist.",
-    409: "Out of stock, or the Idempotency-Key belongs to another order.",
-    502: "The external API failed or answered badly.",
-    503: "Overloaded or unavailable, try again later: shed at admission, pool exhausted, a DB"
-    " deadline passed, the bulkhead is full, the breaker is open, or the database is down.",
-    504: "The external API did not answer in time.",
-}
-
-
-def declared(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these codes: a :class:`Problem` body, ``Retry-After`` on 503."""
-    return {
-        code: {
-            "model": Problem,
-            "description": _DESCRIPTIONS[code],
-            **({"headers": _RETRY_AFTER} if code == 503 else {}),
-        }
-        for code in codes
-    }
 
 
 def _problem(status: int, detail: str, retry_after_s: float | None = None) -> JSONResponse:

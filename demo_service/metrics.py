@@ -156,6 +156,12 @@ class ResilienceMetrics:
             ["stage"],
             registry=registry,
         )
+        self.preset = Gauge(
+            "brink_resilience_preset",
+            "The resilience preset in force: 1 for it, 0 for the others (overrides may apply).",
+            ["preset"],
+            registry=registry,
+        )
         self.fault_active = Gauge(
             "brink_fault_active",
             "Service-side fault knobs away from their start-up value: 1 while changed, else 0.",

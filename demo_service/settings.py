@@ -7,8 +7,11 @@ names. A bad value stops start-up with one line that names the setting (:func:`l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -20,7 +23,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from demo_service.resilience.presets import PresetName, ResilienceOverrides, merge
 
@@ -29,20 +34,25 @@ ENV_NESTED_DELIMITER = "__"
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+Host = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:_\-\[\]]+$")]
+"""An IP address or a host name to bind: never empty (that would mean every interface)."""
 
 
 class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerSettings(_Group):
     """The demo service's HTTP listener and request limits."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 8000
     max_body_bytes: int = Field(65_536, ge=1_024, le=16 * 1024 * 1024)
     metrics_enabled: bool = True
     loop_lag_interval_s: Seconds = 0.1
+    drain_timeout_s: Seconds = 10.0
+    """On SIGTERM: the longest a brink app waits for requests in flight to finish (new ones are
+    refused at once); past it what is left gets 503 and the process exits (``serve.py``)."""
 
 
 class DatabaseSettings(_Group):
@@ -65,12 +75,19 @@ class DatabaseSettings(_Group):
     def _postgres_dsn(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        try:
+            urlsplit(value).port  # noqa: B018 - parsing the port checks it is a port number
+        except ValueError as exc:
+            raise ValueError(f"must be a postgresql:// URL ({exc})") from None
         return value
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> DatabaseSettings:
         if self.pool_min > self.pool_max:
-            raise ValueError(f"pool_min ({self.pool_min}) exceeds pool_max ({self.pool_max})")
+            raise ValueError(
+                f"{env_name(('db', 'pool_min'))} ({self.pool_min}) exceeds"
+                f" {env_name(('db', 'pool_max'))} ({self.pool_max})"
+            )
         return self
 
 
@@ -94,7 +111,7 @@ class CpuSettings(_Group):
 class SlowApiSettings(_Group):
     """The fake external API: its listener and latency model."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 8001
     base_latency_s: float = Field(0.02, ge=0, le=60)
     jitter_sigma: float = Field(0.5, ge=0, le=3)
@@ -107,6 +124,8 @@ class SlowApiSettings(_Group):
     outage: Literal["none", "hang", "error"] = "none"
     """A fault: ``hang`` holds every call until the outage ends, ``error`` answers 503 at once."""
     seed: int | None = None
+    max_body_bytes: int = Field(16_384, ge=1_024, le=16 * 1024 * 1024)
+    """Largest request body accepted (the ``/control`` knobs); past it 413."""
 
 
 class PgExporterSettings(_Group):
@@ -115,7 +134,7 @@ class PgExporterSettings(_Group):
     It reads the database from ``BRINK_DB__DSN`` on a connection of its own, never the pool.
     """
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 9187
     scrape_timeout_s: Seconds = 1.5
     """Connecting (when needed) plus every query of one scrape; past it the scrape says pg_up 0.
@@ -140,7 +159,7 @@ class ResilienceSettings(ResilienceOverrides):
         except ValidationError as exc:
             errors = exc.errors()
             reasons = (str(error.get("ctx", {}).get("error", error["msg"])) for error in errors)
-            raise ValueError("; ".join(reasons)) from None
+            raise ValueError(_knob_env_names("; ".join(reasons))) from None
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str, object]]:
@@ -186,16 +205,55 @@ def env_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + ENV_NESTED_DELIMITER.join(parts).upper()
 
 
+def _knob_env_names(text: str) -> str:
+    """``breaker.min_calls`` in a resilience message → ``BRINK_RESILIENCE__BREAKER__MIN_CALLS``."""
+    return _KNOB.sub(lambda match: env_name(("resilience", *match.groups())), text)
+
+
+_KNOB = re.compile(r"\b([a-z]+)\.([a-z_]+)\b")
+_SECRET = {("admin_token",), ("db", "dsn")}
+"""Settings whose value is never echoed: the token, and a DSN (it may carry a password)."""
+_VALUE_ERROR = "Value error, "
+
+
+def _unknown_names(environ: Mapping[str, str]) -> list[str]:
+    """``BRINK_*`` variables that name no setting (``BRINK_DB__POOLMAX`` is caught by the group).
+
+    pydantic-settings only reads the names it knows, so a typo in a top-level name would
+    otherwise be ignored silently and the default used instead.
+    """
+    known = {name.upper() for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX)
+        and name[len(ENV_PREFIX) :].upper().split(ENV_NESTED_DELIMITER)[0] not in known
+    )
+
+
+def _problem(error: ErrorDetails) -> str:
+    location = tuple(error["loc"])
+    shown = error.get("input")
+    hidden = location[:2] in _SECRET or location[:1] in _SECRET or isinstance(shown, dict)
+    value = "" if hidden else f"={shown!r}"
+    message = error["msg"].removeprefix(_VALUE_ERROR)
+    return f"{env_name(location)}{value}: {message}"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read and validate the settings, or raise :class:`SettingsError` naming every bad one."""
+    """Read and validate the settings, or raise :class:`SettingsError` naming every bad one.
+
+    The message is one line, so a process that fails to start says why in one line.
+    """
+    problems = [f"{name}: no such setting" for name in _unknown_names(os.environ)]
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = tuple(error["loc"])
-            shown = error.get("input")
-            secret = location[:1] == ("admin_token",)
-            value = "" if secret or isinstance(shown, dict) else f"={shown!r}"
-            problems.append(f"{env_name(location)}{value}: {error['msg']}")
-        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+        problems += [_problem(error) for error in exc.errors()]
+    except SourceError as exc:  # a group set as a whole (BRINK_DB=...) that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = env_name((field.group(1),)) if field else ENV_PREFIX + "*"
+        problems.append(f"{name}: not valid JSON; set one value as {name}__<NAME>")
+    if problems:
+        raise SettingsError("invalid setting " + "; ".join(problems))
+    return settings

@@ -19,9 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field
 
 from demo_service.auth import UNAUTHORIZED_RESPONSES, require_bearer
+from demo_service.body_limit import BodyLimit
 from demo_service.latency import OUTAGES, LatencyModel, Outage
 from demo_service.metrics import SlowApiMetrics
-from demo_service.problems import Problem
+from demo_service.problems import BODY_ERRORS, Problem, declared
 from demo_service.serve import serve
 from demo_service.settings import Settings, SlowApiSettings, load_settings
 
@@ -216,7 +217,7 @@ async def get_control(state: State) -> Knobs:
     return Knobs.of(state.model)
 
 
-@_control.put("")
+@_control.put("", responses=declared(*BODY_ERRORS))
 async def put_control(state: State, update: KnobsUpdate) -> Knobs:
     """Change any subset of the knobs; returns all of them."""
     changed = Knobs.of(state.model).model_copy(update=update.model_dump(exclude_unset=True))
@@ -245,6 +246,7 @@ def create_slow_api(settings: Settings | None = None) -> FastAPI:
         summary="A fake external API whose latency, capacity and errors are knobs.",
     )
     app.state.slow_api = state
+    app.add_middleware(BodyLimit, max_bytes=settings.slow_api.max_body_bytes)
     app.include_router(_public)
     if settings.admin_token is not None:
         app.include_router(

@@ -6,7 +6,9 @@ target (``external``, ``db``), the circuit breaker and the bulkhead of the exter
 new :class:`ResilienceConfig` live: knobs that can change in place do (bulkhead size, static
 limit, queue time); a mechanism whose knobs changed is rebuilt (a new breaker starts closed, a
 new retry policy with a fresh budget); a mechanism whose knobs did not change keeps its state.
-Requests already under way finish with the objects they started with.
+Requests already under way finish with the objects they started with. The preset in force is
+exported as ``brink_resilience_preset{preset}`` (1 for it, 0 for the others), so a dashboard
+shows which one a run used and when it was switched.
 
 External calls go bulkhead → breaker → retry → a deadline per attempt (``call_external`` and
 ``external_deadline``): the bulkhead caps what a slow dependency can hold, the breaker sees one
@@ -16,7 +18,7 @@ outcome per call (retries included), and each attempt gets its own deadline.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from demo_service.external import ExternalError
 from demo_service.metrics import ResilienceMetrics
@@ -82,6 +84,7 @@ class Resilience:
         self._overrides: Overrides = combine({}, overrides or {})
         self._start_up = (self._preset, self._overrides)
         self.apply(merge(preset, self._overrides))
+        self._publish_preset()
 
     # What is in force.
 
@@ -116,6 +119,7 @@ class Resilience:
         config = merge(preset, overrides)
         self._preset, self._overrides = preset, combine({}, overrides)
         self.apply(config)
+        self._publish_preset()
         return config
 
     def reset(self) -> ResilienceConfig:
@@ -151,6 +155,11 @@ class Resilience:
         self.admission.max_queue_s = config.shedding.max_queue_s
         self.admission.limiter = self._limiter(config, old)
         self._config = config
+
+    def _publish_preset(self) -> None:
+        """``brink_resilience_preset{preset}``: 1 for the one in force, 0 for the others."""
+        for name in get_args(PresetName):
+            self._metrics.preset.labels(name).set(int(name == self._preset))
 
     def _limiter(self, config: ResilienceConfig, old: ResilienceConfig | None) -> Limiter | None:
         shedding, current = config.shedding, self.admission.limiter

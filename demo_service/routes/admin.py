@@ -18,8 +18,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from demo_service.auth import UNAUTHORIZED_RESPONSES, require_bearer
 from demo_service.deps import ServicesDep
-from demo_service.errors import declared
 from demo_service.faults import FaultsUpdate, FaultValues
+from demo_service.problems import BODY_ERRORS, declared
 from demo_service.resilience.presets import (
     Overrides,
     PresetName,
@@ -70,7 +70,7 @@ def admin_router(token: SecretStr) -> APIRouter:
         """The resilience config in force."""
         return ResilienceState.of(services.resilience)
 
-    @router.put("/resilience")
+    @router.put("/resilience", responses=declared(*BODY_ERRORS))
     async def put_resilience(update: ResilienceUpdate, services: ServicesDep) -> ResilienceState:
         """Switch the preset and/or any mechanism's knobs, live."""
         try:
@@ -90,7 +90,7 @@ def admin_router(token: SecretStr) -> APIRouter:
         """The fault knobs in force."""
         return services.faults.values
 
-    @router.put("/faults", responses=declared(503))
+    @router.put("/faults", responses=declared(*BODY_ERRORS, 503))
     async def put_faults(update: FaultsUpdate, services: ServicesDep) -> FaultValues:
         """Change any subset of the knobs; a new ``pool_size`` swaps in a new pool first."""
         return await services.faults.apply(update.changes(), services.db)

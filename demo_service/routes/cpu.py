@@ -13,8 +13,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
-from demo_service.errors import declared
 from demo_service.http_metrics import current_route
+from demo_service.problems import declared
 
 router = APIRouter(tags=["cpu"])
 

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from demo_service.deps import ServicesDep
-from demo_service.errors import declared
 from demo_service.orders import OrderRequest, submit_order
+from demo_service.problems import BODY_ERRORS, declared
 
 router = APIRouter(tags=["orders"])
 
@@ -41,7 +41,7 @@ class OrderOut(BaseModel):
     response_model=OrderOut,
     responses={
         200: {"model": OrderOut, "description": "A repeat of an earlier order's key: no new write"},
-        **declared(404, 409, 503),
+        **declared(*BODY_ERRORS, 404, 409, 503),
     },
 )
 async def create_order(

@@ -1,6 +1,7 @@
 """``GET /items/{item_id}/shipping-quote``: a short DB read, then a call to the slow external API.
 
-The pool connection is released before the external call, so a slow dependency does not hold
+The price read runs under the live ``db_statement`` deadline, as ``GET /items`` does. The pool
+connection is released before the external call, so a slow dependency does not hold
 a database connection: the pressure it puts on the service is in-flight requests and the
 external client's own small pool. The call goes through the external API's bulkhead, breaker,
 retry policy and per-attempt deadline (503 + Retry-After when refused, 504 past the deadline).
@@ -14,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from demo_service.deps import ServicesDep
-from demo_service.errors import declared
+from demo_service.problems import declared
 from demo_service.routes.items import ItemId
 
 router = APIRouter(tags=["shipping"])
@@ -38,7 +39,8 @@ async def shipping_quote(
     services: ServicesDep,
     quantity: Annotated[int, Query(ge=1, le=100)] = 1,
 ) -> ShippingQuote:
-    async with services.db.connection() as connection:
+    statement = services.resilience.deadlines.db_statement
+    async with services.db.connection() as connection, statement():
         price = await connection.fetchval("SELECT price_cents FROM items WHERE id = $1", item_id)
     if price is None:
         raise HTTPException(404, f"item {item_id} does not exist")

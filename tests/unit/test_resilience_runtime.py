@@ -204,3 +204,30 @@ async def test_a_full_bulkhead_refuses_at_once(metrics: ServiceMetrics) -> None:
     assert (await first).price_cents == 300
     assert _value(metrics, "brink_bulkhead_rejected_total", name="external") == 1
     assert resilience.bulkhead.in_flight == 0
+
+
+def _presets(metrics: ServiceMetrics) -> dict[str, float | None]:
+    return {
+        name: _value(metrics, "brink_resilience_preset", preset=name)
+        for name in ("fragile", "resilient", "adaptive")
+    }
+
+
+def test_the_preset_in_force_is_exported_and_follows_live_switches(
+    metrics: ServiceMetrics,
+) -> None:
+    resilience = Resilience(metrics.resilience, "resilient", {"shedding": {"limit": 40}})
+    assert _presets(metrics) == {"fragile": 0, "resilient": 1, "adaptive": 0}
+
+    resilience.update("adaptive", {})
+    assert _presets(metrics) == {"fragile": 0, "resilient": 0, "adaptive": 1}
+
+    resilience.update(None, {"bulkhead": {"limit": 3}})  # knobs only: the preset stays
+    assert _presets(metrics) == {"fragile": 0, "resilient": 0, "adaptive": 1}
+
+    with pytest.raises(ValidationError):
+        resilience.update("fragile", {"breaker": {"min_calls": 50}})  # refused: no change
+    assert _presets(metrics) == {"fragile": 0, "resilient": 0, "adaptive": 1}
+
+    resilience.reset()
+    assert _presets(metrics) == {"fragile": 0, "resilient": 1, "adaptive": 0}

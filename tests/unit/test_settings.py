@@ -51,10 +51,12 @@ def test_a_bad_value_is_refused_naming_the_setting(
     assert "\n" not in message
 
 
-def test_pool_min_above_max_names_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pool_min_above_max_names_both_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRINK_DB__POOL_MIN", "9")
     monkeypatch.setenv("BRINK_DB__POOL_MAX", "3")
-    with pytest.raises(SettingsError, match=r"BRINK_DB.*pool_min \(9\) exceeds pool_max \(3\)"):
+    with pytest.raises(
+        SettingsError, match=r"BRINK_DB__POOL_MIN \(9\) exceeds BRINK_DB__POOL_MAX \(3\)"
+    ):
         load_settings()
 
 
