@@ -6,11 +6,16 @@ new one and swaps it in: new checkouts use the new pool at once, each checkout r
 connection to the pool it came from, and the old pool is closed only once nobody is waiting on
 it or holding one of its connections — no request fails because of the swap. The metrics'
 pool collector reads whichever pool is current.
+
+A connection that broke under a request (Postgres restarted or killed) is dropped on release,
+never raised from it: asyncpg terminates a connection it cannot reset and frees its slot, and
+the next checkout opens a fresh one, so the pool reconnects by itself once Postgres is back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +38,13 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A connection the server dropped while idle (a restart's FATAL 57P01 not yet read) is
+    # left mid-protocol: its next statement fails with "another operation is in progress".
+    asyncpg.InternalClientError,
 )
+
+
+_log = logging.getLogger(__name__)
 
 
 class PoolExhausted(DeadlineExceeded):
@@ -81,6 +92,22 @@ async def _create_pool(settings: DatabaseSettings, max_size: int) -> asyncpg.Poo
         raise RuntimeError(
             f"cannot reach Postgres at BRINK_DB__DSN={redact_dsn(settings.dsn)}: {exc!r}"
         ) from exc
+
+
+async def _release(
+    pool: asyncpg.Pool, connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+) -> None:
+    """Give ``connection`` back; if it broke, asyncpg has already terminated it: log, go on.
+
+    asyncpg resets a connection on release and, when the reset fails (a connection lost in
+    mid-protocol raises ``InternalClientError``, a dead socket an ``OSError``), terminates it,
+    frees its slot and re-raises. By then the request's outcome is decided: raising here
+    would mask the error that broke the connection, or turn a finished request into a 500.
+    """
+    try:
+        await pool.release(connection)
+    except Exception as exc:  # asyncpg terminated it whatever the error: nothing leaks
+        _log.warning("dropped a broken pool connection on release: %r", exc)
 
 
 def _unbounded(metrics: ServiceMetrics) -> Callable[[], Deadline]:
@@ -181,7 +208,7 @@ class Database:
                 yield cast(asyncpg.Connection, connection)
             finally:
                 try:
-                    await generation.pool.release(connection)
+                    await _release(generation.pool, connection)
                 finally:
                     metrics.db_busy.labels(route).inc(time.perf_counter() - acquired)
         finally:

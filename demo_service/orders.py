@@ -6,9 +6,16 @@ returns the first order and writes nothing; the same key with a different reques
 
 That makes the whole transaction safe to retry (:func:`submit_order`): when a connection is lost
 after the commit was sent, the retry finds the committed order by its key and answers it as a
-replay instead of writing it twice. Every statement of the transaction runs under the live
-``db_statement`` deadline (Postgres's ``statement_timeout``, local to the transaction), which
-also bounds the fault holds (:class:`Holds`) and the wait for the item's row lock.
+replay instead of writing it twice.
+
+Every failure is a promise to the client: nothing was committed — except :class:`CommitInDoubt`
+(503 ``database unavailable: CommitInDoubt``), raised when the connection broke while a COMMIT
+was in flight and no later attempt found out how it ended. The load generator's ledger
+(:mod:`loadtests.ledger`) relies on that promise to count a 503 as a refusal.
+
+Every statement of the transaction runs under the live ``db_statement`` deadline (Postgres's
+``statement_timeout``, local to the transaction), which also bounds the fault holds
+(:class:`Holds`) and the wait for the item's row lock.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
-from demo_service.db import Database
+from demo_service.db import UNAVAILABLE_ERRORS, Database
 from demo_service.resilience.deadlines import Deadline
 from demo_service.resilience.runtime import Resilience
 
@@ -102,6 +109,19 @@ async def _find(connection: asyncpg.Connection, key: UUID) -> Order | None:
     return None if row is None else Order(**dict(row))
 
 
+class CommitInDoubt(ConnectionError):
+    """The connection broke while COMMIT was in flight: the order may or may not be stored.
+
+    A :class:`ConnectionError`, so the retry policy tries again (the retry finds a committed
+    order by its key) and the error handlers answer 503 ``database unavailable``.
+    """
+
+
+def _definite(exc: Exception) -> bool:
+    """The server refused the COMMIT itself (it answered): nothing was stored."""
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, UNAVAILABLE_ERRORS)
+
+
 class _LostRace(Exception):
     """A concurrent request with the same key committed first."""
 
@@ -111,12 +131,25 @@ async def submit_order(
 ) -> tuple[Order, bool]:
     """Place ``request`` with a checkout of its own per attempt, retried on transient DB errors."""
     statement = resilience.deadlines.db_statement
+    in_doubt = False
 
     async def attempt() -> tuple[Order, bool]:
-        async with db.connection() as connection:
-            return await place_order(connection, request, holds, statement)
+        nonlocal in_doubt
+        try:
+            async with db.connection() as connection:
+                return await place_order(connection, request, holds, statement)
+        except CommitInDoubt:
+            in_doubt = True
+            raise
 
-    return await resilience.call_db(attempt)
+    try:
+        return await resilience.call_db(attempt)
+    except (ItemNotFound, OutOfStock, KeyReused, CommitInDoubt):
+        raise  # a domain answer comes after the lookup by key: an earlier commit would show
+    except Exception as exc:
+        if in_doubt:  # a later attempt failed before it could look the order up
+            raise CommitInDoubt(f"commit of order {request.idempotency_key} in doubt") from exc
+        raise
 
 
 async def place_order(
@@ -146,11 +179,20 @@ async def _place(
     holds: Holds,
     statement: Deadline | None,
 ) -> tuple[Order, bool]:
-    async with connection.transaction():
-        if statement is None:
-            return await _write(connection, request, holds)
-        async with statement.server_side(connection):
-            return await _write(connection, request, holds)
+    committing = False
+    try:
+        async with connection.transaction():
+            if statement is None:
+                result = await _write(connection, request, holds)
+            else:
+                async with statement.server_side(connection):
+                    result = await _write(connection, request, holds)
+            committing = True  # leaving the block sends COMMIT
+    except Exception as exc:
+        if committing and not _definite(exc):
+            raise CommitInDoubt(f"commit of order {request.idempotency_key} in doubt") from exc
+        raise
+    return result
 
 
 async def _write(

@@ -8,6 +8,9 @@ send. All dispatchers of a process share one :class:`ArrivalEngine`: one bounded
 pool and one in-flight cap; an arrival over the cap is dropped and counted (k6's
 dropped_iterations), never silently skipped. Requests go through Locust's
 ``FastHttpSession``, so Locust's own statistics and web UI see every one.
+
+With a :class:`~loadtests.ledger.LedgerWriter`, every order is logged before its first attempt
+and again after each attempt, so the ledger knows what may have reached the database.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from loadtests.client_retry import ClientRetry
+from loadtests.ledger import LedgerWriter
 from loadtests.mix import Mix, RequestSpec
 from loadtests.pacing import error_kind
 from loadtests.series import Series
@@ -49,8 +53,10 @@ class ArrivalEngine:
         max_in_flight: int,
         seed: int | None = None,
         retry: ClientRetry | None = None,
+        ledger: LedgerWriter | None = None,
     ) -> None:
         self.mix = mix
+        self.ledger = ledger
         self.retry = retry or ClientRetry("none")
         self.series = series
         self.rng = random.Random(seed)
@@ -82,9 +88,14 @@ class ArrivalEngine:
         """One arrival: its attempts (the retry policy's), then one completion."""
         clock = time.perf_counter()
         self.retry.on_arrival()
+        ledger, order = self.ledger, spec.order
+        if ledger is not None and order is not None:
+            ledger.sent(order)  # before the first attempt: it may commit whatever happens next
         attempt = 1
         while True:
-            kind = self._attempt(spec)
+            kind, status, body = self._attempt(spec)
+            if ledger is not None and order is not None:
+                ledger.answered(order, status, body)
             wait_s = self.retry.retry_after(kind, attempt)
             if wait_s is None:
                 break
@@ -94,8 +105,8 @@ class ArrivalEngine:
                 gevent.sleep(wait_s)
         self.series.completion(started, time.perf_counter() - clock, kind)
 
-    def _attempt(self, spec: RequestSpec) -> str | None:
-        """Send ``spec`` once; returns what went wrong, None if nothing did."""
+    def _attempt(self, spec: RequestSpec) -> tuple[str | None, int, Any]:
+        """Send ``spec`` once; returns what went wrong (None if nothing did), status, body."""
         with self.session.request(
             spec.method,
             spec.path,
@@ -106,14 +117,16 @@ class ArrivalEngine:
         ) as response:
             status = response.status_code or 0
             kind = error_kind(status, getattr(response, "error", None))
+            wanted = kind is None or spec.order is not None  # the ledger reads refusals too
+            body = _parsed(response.content) if status and wanted else None
             if kind is None:
-                problem = spec.check(status, _parsed(response.content))
+                problem = spec.check(status, body)
                 if problem is not None:
                     kind = "check"
                     response.failure(f"check: {problem}")
             elif status:
                 response.failure(f"HTTP {status}")
-        return kind
+        return kind, status, body
 
     def join(self, timeout_s: float) -> None:
         self._greenlets.join(timeout=timeout_s)

@@ -5,6 +5,10 @@ again and how long to wait first. ``none`` never retries; ``naive`` retries at o
 number of times (what most clients do); ``budgeted`` waits a capped exponential backoff with
 full jitter, tries at most 3 times, and spends a retry budget of about 10% of the requests
 (the same :class:`~demo_service.resilience.retry.RetryBudget` the service uses).
+
+A retry sends the same request again, ``Idempotency-Key`` included: a retried order the
+service already committed comes back as a replay (200), never as a second order, and the order
+ledger (:mod:`loadtests.ledger`) logs every attempt under that one key.
 """
 
 from __future__ import annotations

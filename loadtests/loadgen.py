@@ -7,7 +7,10 @@ The locustfile (users and the shape class only) delegates here. Roles:
 - the master (or the local runner) runs the shape: each tick it broadcasts the rate per
   dispatcher (``brink_rate``), records the stage timeline, merges the workers' series deltas
   (sent with Locust's own worker reports), serves ``/metrics``, and at the end writes the
-  series and timeline to ``--brink-out`` for ``brink ramp``'s analysis.
+  series and timeline to ``--brink-out`` for ``brink ramp``'s analysis;
+- with ``--brink-out``, every process that sends load writes its own order ledger
+  (``ledger-<pid>.jsonl``, :mod:`loadtests.ledger`) into the same folder: no messaging, so
+  nothing depends on a worker's last report reaching the master before a SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.arrivals import ArrivalEngine
 from loadtests.client_retry import POLICIES, ClientRetry
+from loadtests.ledger import LedgerWriter
 from loadtests.loadgen_metrics import RunnerView, serve_metrics
 from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
 from loadtests.pacing import ARRIVALS
@@ -138,7 +142,8 @@ def add_options(parser: Any) -> None:
         "--brink-out",
         default="",
         include_in_web_ui=False,
-        help="Write the per-second series and stage timeline here at the end.",
+        help="Write the per-second series and stage timeline here at the end (and each"
+        " process's order ledger, ledger-<pid>.jsonl, next to it).",
     )
     parser.add_argument(
         "--brink-metrics-port",
@@ -204,6 +209,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     current.stop_requested = False
     if not isinstance(environment.runner, MasterRunner) and current.engine is None:
         mix = Mix(parse_weights(options.mix))
+        ledger = None
+        if options.brink_out:
+            ledger = LedgerWriter.for_process(Path(options.brink_out).parent)
         current.engine = ArrivalEngine(
             environment,
             environment.host or "",
@@ -213,6 +221,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             options.max_in_flight,
             options.seed,
             ClientRetry(options.client_retries),
+            ledger,
         )
         current.engine.rate_per_dispatcher = current.rate
 
@@ -308,11 +317,17 @@ def _runner_view(environment: Environment) -> RunnerView:
 
 def _on_quitting(environment: Environment, **_: Any) -> None:
     options = _options(environment)
-    if isinstance(environment.runner, WorkerRunner) or not options.brink_out:
-        return
     current = state()
+    if not isinstance(environment.runner, WorkerRunner) and options.brink_out:
+        _write_out(environment, current, Path(options.brink_out), options.timeout_s)
+    if current.engine is not None and current.engine.ledger is not None:
+        # Answers arriving after this are not logged: their orders stay "sent", i.e. unknown.
+        current.engine.ledger.close()
+
+
+def _write_out(environment: Environment, current: _State, path: Path, timeout_s: float) -> None:
     if current.engine is not None:
-        current.engine.join(timeout_s=options.timeout_s)
+        current.engine.join(timeout_s=timeout_s)
     document = {
         "timeline": current.timeline,
         "ended_at": current.ended_at or time.time(),
@@ -323,6 +338,5 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
             "failures": environment.stats.total.num_failures,
         },
     }
-    path = Path(options.brink_out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from loadtests.ledger import OrderIntent
+
 Check = Callable[[int, Any], str | None]
 """``(status, parsed JSON body) -> reason it is wrong, or None``."""
 
@@ -29,6 +31,8 @@ class RequestSpec:
     check: Check
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    order: OrderIntent | None = None
+    """For orders: what the ledger records (the key every attempt reuses)."""
 
 
 def _expect(status: int, expected: tuple[int, ...]) -> str | None:
@@ -150,6 +154,7 @@ class Mix:
                 _order_check(item_id, key),
                 json={"item_id": item_id, "quantity": 1},
                 headers={"Idempotency-Key": key},
+                order=OrderIntent(key, item_id, 1),
             )
         if kind == "quote":
             item_id = self._item(rng)

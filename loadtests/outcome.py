@@ -13,6 +13,7 @@ from typing import Any
 
 from loadtests.capacity import Prediction
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import LedgerVerdict
 from loadtests.probe import ProbeResult
 from loadtests.samples import StageSample
 from loadtests.summary import RunSummary
@@ -35,6 +36,8 @@ class RampOutcome:
     probe: ProbeResult | None = None
     aborted: str | None = None
     """Why the run stopped early (collapse, watchdog), or None."""
+    ledger: LedgerVerdict | None = None
+    """The order ledger checked against the database; None when brink did not know it."""
 
     def to_dict(self) -> dict[str, Any]:
         prediction = None
@@ -56,6 +59,7 @@ class RampOutcome:
             "tipping": dataclasses.asdict(self.tipping),
             "prediction": prediction,
             "probe": self.probe.to_dict() if self.probe else None,
+            "ledger": self.ledger.to_dict() if self.ledger else None,
             "thresholds": [
                 {
                     "threshold": str(result.threshold),

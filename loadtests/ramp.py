@@ -3,8 +3,10 @@
 1. Start the native stack (unless given a target, which must be on this machine).
 2. Probe each route at low load and predict the saturation throughput (capacity model).
 3. Run the profile through Locust, gathering per-stage samples (:mod:`loadtests.runner`).
-4. Find the tipping point, compare it with the prediction, check the thresholds.
-5. Write the reports and return the exit code.
+4. Check the order ledger against the database (:mod:`loadtests.ledger`), when brink knows
+   the database: the native stack's own, or ``RampJob.database_dsn`` with a target.
+5. Find the tipping point, compare it with the prediction, check the thresholds.
+6. Write the reports and return the exit code.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+
 from loadtests.capacity import Prediction, predict
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import LEDGER_GLOB, LedgerVerdict, check_database
 from loadtests.mix import Mix, parse_weights
 from loadtests.native.process import free_port
 from loadtests.native.stack import NativeStack, StackConfig, StackError
@@ -47,11 +52,22 @@ class RampJob:
     """Extra ``BRINK_*`` settings for the stack brink starts."""
     thresholds: Sequence[Threshold] = ()
     probe: bool = True
+    database_dsn: str | None = None
+    """The target's Postgres, to check the order ledger against; None with a target: no check.
+    The native stack's own database is always checked. Any order written there during the run
+    by someone other than this run's generator counts as unexpected."""
 
 
-def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class _Started:
+    service: str
+    slow_api: str | None
+    dsn: str | None
+
+
+def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
     if job.target is not None:
-        return job.target, job.slow_api
+        return _Started(job.target, job.slow_api, job.database_dsn)
     native = NativeStack(
         StackConfig(
             service_port=free_port(),
@@ -64,7 +80,7 @@ def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> tuple[str, str | N
     say("starting the native stack (Postgres, slow API, demo service)")
     native.start()
     stack.callback(native.stop)
-    return native.urls["service"], native.urls["slow_api"]
+    return _Started(native.urls["service"], native.urls["slow_api"], native.postgres.dsn)
 
 
 def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeResult | None:
@@ -75,11 +91,35 @@ def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeR
     return probe(service, mix, None if slow_api is None else slow_api + "/metrics", progress=say)
 
 
+def _check_ledger(run_dir: Path, dsn: str | None, since: float, say: Say) -> LedgerVerdict | None:
+    if dsn is None:
+        say("ledger: not checked (a target without a database DSN)")
+        return None
+    try:
+        verdict = check_database(run_dir, dsn, since)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        say(f"ledger: not checked, the database did not answer: {exc!r}")
+        return None
+    say(verdict.explanation)
+    return verdict
+
+
 def _verdict(
-    run: RampRun, tipping: TippingPoint, failed_thresholds: bool, config: RampConfig
+    run: RampRun,
+    tipping: TippingPoint,
+    failed_thresholds: bool,
+    config: RampConfig,
+    ledger: LedgerVerdict | None = None,
 ) -> ExitCode:
-    """Run failed (3) > thresholds breached (1) > collapsed at or below the peak (4) > ok."""
+    """Run failed (3) > thresholds breached (1) > collapsed at or below the peak (4) > ok.
+
+    A ledger that does not hold (an acknowledged order lost, an order nobody sent, a refused
+    order committed, a duplicate, stock that does not add up) fails the run (3) whatever else
+    it showed: a service that lies about writes has no throughput worth reporting.
+    """
     if not run.stages or (run.aborted or "").startswith("watchdog"):
+        return ExitCode.RUN_FAILED
+    if ledger is not None and not ledger.ok:
         return ExitCode.RUN_FAILED
     if failed_thresholds:
         return ExitCode.THRESHOLDS_BREACHED
@@ -98,8 +138,8 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
     config = job.config
     with ExitStack() as stack:
         try:
-            service, slow_api = _start_stack(job, stack, say)
-            result = _probe(job, service, slow_api, say)
+            started_stack = _start_stack(job, stack, say)
+            result = _probe(job, started_stack.service, started_stack.slow_api, say)
         except (StackError, ProbeFailed) as exc:
             say(f"brink ramp: {exc}")
             return None, ExitCode.RUN_FAILED
@@ -109,14 +149,18 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
             say(f"predicted saturation {prediction.saturation_rps:.0f} req/s; "
                 f"{prediction.explanation}")  # fmt: skip
         say(f"ramp: profile {config.profile}, about {config.expected_duration_s():.0f} s")
-        run = run_ramp(config, service, job.run_dir, progress=say)
+        for old in job.run_dir.glob(LEDGER_GLOB):  # an earlier run's ledger is not this one's
+            old.unlink()
+        load_started = time.time()
+        run = run_ramp(config, started_stack.service, job.run_dir, progress=say)
+        ledger = _check_ledger(job.run_dir, started_stack.dsn, load_started, say)
     if not run.stages:
         say(f"brink ramp: the load generator produced no stage; see {job.run_dir / 'locust.log'}")
         return None, ExitCode.RUN_FAILED
     tipping = find_tipping_point(run.stages, config.slo_s)
     summary = summarize(run.stages, config.slo_s, config.average_rps, config.peak_rps, prediction)
     results = tuple(evaluate(job.thresholds, summary))
-    code = _verdict(run, tipping, any(not r.passed for r in results), config)
+    code = _verdict(run, tipping, any(not r.passed for r in results), config, ledger)
     outcome = RampOutcome(
         config={
             **config.to_dict(),
@@ -133,6 +177,7 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
         prediction=prediction,
         probe=result,
         aborted=run.aborted,
+        ledger=ledger,
     )
     paths = write_reports(outcome, job.run_dir)
     say(tipping.explanation)

@@ -2,10 +2,11 @@
 
 :func:`write_reports` writes ``report.json`` (the outcome, for ``brink compare``),
 ``summary.md`` (fit for ``$GITHUB_STEP_SUMMARY``), ``junit.xml`` (one test case per threshold,
-plus "run completed"), three PNGs (:mod:`loadtests.plots`) and ``report.html`` (the summary,
-the probe and the configuration on one self-contained page). Secrets in the configuration
-(keys naming a token, secret, password or API key; passwords in URLs) are written as ``***``.
-What the Markdown and HTML say is built once, in :mod:`loadtests.report_content`.
+plus "run completed" and, when checked, "ledger holds"), three PNGs (:mod:`loadtests.plots`)
+and ``report.html`` (the summary, the probe and the configuration on one self-contained page).
+Secrets in the configuration (keys naming a token, secret, password or API key; passwords in
+URLs) are written as ``***``. What the Markdown and HTML say is built once, in
+:mod:`loadtests.report_content`.
 """
 
 from __future__ import annotations
@@ -91,12 +92,24 @@ def _run_failed(outcome: RampOutcome) -> str | None:
     return None
 
 
+_FAILURE_TYPES = {
+    "brink.ramp": "RunNotCompleted",
+    "brink.ledger": "LedgerBroken",
+    "brink.thresholds": "ThresholdBreached",
+}
+
+
 def junit_xml(outcome: RampOutcome) -> bytes:
     """JUnit XML: suite "brink ramp", case "run completed", one case per threshold."""
     duration = f"{max(0.0, outcome.finished_at - outcome.started_at):.3f}"
     cases: list[tuple[str, str, str, str | None]] = [
         ("brink.ramp", "run completed", duration, _run_failed(outcome))
     ]
+    if outcome.ledger is not None:
+        ledger = outcome.ledger
+        cases.append(
+            ("brink.ledger", "ledger holds", "0", None if ledger.ok else ledger.explanation)
+        )
     for result in outcome.thresholds:
         failure = None if result.passed else result.message
         cases.append(("brink.thresholds", str(result.threshold), "0", failure))
@@ -117,7 +130,7 @@ def junit_xml(outcome: RampOutcome) -> bytes:
     for classname, name, time, failure in cases:
         case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=time)
         if failure is not None:
-            kind = "RunNotCompleted" if classname == "brink.ramp" else "ThresholdBreached"
+            kind = _FAILURE_TYPES[classname]
             ET.SubElement(case, "failure", message=failure, type=kind).text = failure
     ET.SubElement(suite, "system-out").text = outcome.tipping.explanation
     ET.indent(root)

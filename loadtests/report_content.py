@@ -1,7 +1,7 @@
 """What a ramp's report says, as :mod:`loadtests.report_doc` blocks, in reading order.
 
-Verdict, tipping point, prediction against measurement, thresholds, stages, plots; the HTML
-page adds the probe's measured demands and the (redacted) configuration.
+Verdict, tipping point, prediction against measurement, thresholds, the order ledger, stages,
+plots; the HTML page adds the probe's measured demands and the (redacted) configuration.
 """
 
 from __future__ import annotations
@@ -31,9 +31,14 @@ _VERDICTS = {
 _NONE = "-"
 
 
+_LEDGER_BROKEN = "FAIL: the order ledger does not hold (the service lied about writes)"
+
+
 def verdict(outcome: RampOutcome) -> str:
-    """``PASS``, or ``FAIL: <why>``, from the exit code."""
+    """``PASS``, or ``FAIL: <why>``, from the exit code (and the ledger, which fails a run)."""
     code = outcome.exit_code
+    if code is ExitCode.RUN_FAILED and outcome.ledger is not None and not outcome.ledger.ok:
+        return _LEDGER_BROKEN
     return _VERDICTS.get(code, f"FAIL: {code.name.lower().replace('_', ' ')}")
 
 
@@ -167,6 +172,32 @@ def _thresholds(outcome: RampOutcome) -> list[Block]:
     return [*blocks, Table(("threshold", "actual", "result"), tuple(rows), frozenset({1}))]
 
 
+def _ledger(outcome: RampOutcome) -> list[Block]:
+    """Every order the generator sent, against the orders table: nothing lost or invented."""
+    blocks: list[Block] = [Heading("Ledger")]
+    ledger = outcome.ledger
+    if ledger is None:
+        return [*blocks, para("Not checked: brink did not know the target's database.")]
+    rows: tuple[tuple[Inline, ...], ...] = tuple(
+        (what, str(count), expected)
+        for what, count, expected in (
+            ("sent", ledger.sent, ""),
+            ("acknowledged", ledger.acknowledged, ""),
+            ("failed (refused, nothing written)", ledger.failed, ""),
+            ("unknown, committed", ledger.unknown_present, ""),
+            ("unknown, not committed", ledger.unknown_absent, ""),
+            ("lost (acknowledged, absent)", ledger.lost, "0"),
+            ("unexpected (present, never sent)", ledger.unexpected, "0"),
+            ("refused yet committed", ledger.refused_present, "0"),
+            ("keys with duplicate rows", ledger.duplicates, "0"),
+            ("items whose stock does not add up", len(ledger.stock_violations), "0"),
+        )
+    )
+    table = Table(("orders", "count", "must be"), rows, frozenset({1, 2}))
+    tone = "pass" if ledger.ok else "fail"
+    return [*blocks, para(ledger.explanation + ".", tone=tone), table]
+
+
 def _errors(stage: StageSample) -> str:
     total = sum(stage.errors.values())
     if not total:
@@ -244,7 +275,8 @@ def content(outcome: RampOutcome, config: dict[str, Any], *, full: bool = False)
     ]
     if outcome.aborted:
         blocks.append(para(f"Stopped early: {outcome.aborted}."))
-    blocks += _tipping(outcome) + _prediction(outcome) + _thresholds(outcome) + _stages(outcome)
+    blocks += _tipping(outcome) + _prediction(outcome) + _thresholds(outcome) + _ledger(outcome)
+    blocks += _stages(outcome)
     blocks += [Heading("Plots"), Images(tuple((cap, f"{name}.png") for name, cap in PLOTS))]
     if full:
         text = json.dumps(config, indent=2, default=str)

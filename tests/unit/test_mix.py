@@ -48,6 +48,19 @@ def test_order_check_wants_the_order_that_was_sent() -> None:
     assert spec.check(201, {**body, "idempotency_key": "other"}) is not None
 
 
+def test_orders_tell_the_ledger_what_they_ask_for_and_nothing_else_does() -> None:
+    mix = Mix()
+    rng = random.Random(6)
+    for spec in (mix.next(rng) for _ in range(200)):
+        if spec.kind != "order":
+            assert spec.order is None
+            continue
+        assert spec.order is not None
+        assert spec.json is not None
+        assert spec.order.key == spec.headers["Idempotency-Key"]
+        assert (spec.order.item_id, spec.order.quantity) == (spec.json["item_id"], 1)
+
+
 def test_labels_are_route_templates() -> None:
     mix = Mix()
     rng = random.Random(5)

@@ -13,10 +13,12 @@ import pytest
 
 from loadtests.capacity import Capacities, RouteDemand, predict
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import LedgerVerdict
 from loadtests.outcome import RampOutcome, summary_from_report
 from loadtests.plots import latency_plot, saturation_plot, throughput_plot
 from loadtests.probe import ProbeResult
 from loadtests.report import junit_xml, redact, write_reports
+from loadtests.report_content import content, verdict
 from loadtests.samples import ServerSample, StageSample
 from loadtests.summary import summarize
 from loadtests.thresholds import Threshold, evaluate, exit_code
@@ -218,3 +220,56 @@ def test_stopping_on_a_planned_collapse_completes_the_run(outcome: RampOutcome) 
     root = ET.fromstring(junit_xml(planned))
     case = next(c for c in root.iter("testcase") if c.get("name") == "run completed")
     assert case.find("failure") is None
+
+
+LEDGER_OK = LedgerVerdict(
+    sent=120,
+    acknowledged=100,
+    failed=15,
+    unknown=5,
+    lost=0,
+    unexpected=0,
+    refused_present=0,
+    duplicates=0,
+    unknown_present=3,
+    unknown_absent=2,
+    items_checked=1000,
+)
+
+
+def test_the_ledger_has_its_section_json_and_junit_case(
+    outcome: RampOutcome, tmp_path: Path
+) -> None:
+    assert "Not checked" in write_reports(outcome, tmp_path / "none")["summary"].read_text()
+    paths = write_reports(dataclasses.replace(outcome, ledger=LEDGER_OK), tmp_path / "ok")
+    text = paths["summary"].read_text()
+    assert "## Ledger" in text
+    assert "ledger holds: 120 orders sent: 100 acknowledged, 15 failed, 5 unknown" in text
+    assert "| lost (acknowledged, absent) | 0 | 0 |" in text
+    assert "| unknown, committed | 3 |  |" in text
+    assert "Ledger" in paths["html"].read_text()
+    report = json.loads(paths["json"].read_text())
+    assert LedgerVerdict.from_dict(report["ledger"]) == LEDGER_OK
+    case = next(
+        c for c in ET.parse(paths["junit"]).iter("testcase") if c.get("name") == "ledger holds"
+    )
+    assert case.find("failure") is None
+
+
+def test_a_broken_ledger_fails_the_verdict_and_its_junit_case(outcome: RampOutcome) -> None:
+    broken = dataclasses.replace(
+        outcome,
+        ledger=dataclasses.replace(LEDGER_OK, lost=2),
+        exit_code=ExitCode.RUN_FAILED,
+    )
+    assert verdict(broken).startswith("FAIL: the order ledger does not hold")
+    blocks = content(broken, CONFIG)
+    assert any("2 lost" in str(block) for block in blocks)
+    case = next(
+        c
+        for c in ET.fromstring(junit_xml(broken)).iter("testcase")
+        if c.get("name") == "ledger holds"
+    )
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("type") == "LedgerBroken"
