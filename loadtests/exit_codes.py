@@ -8,6 +8,7 @@
 | 3 | ``RUN_FAILED`` | the stack or the load generator failed: no verdict on the service |
 | 4 | ``ABORTED_ON_COLLAPSE`` | goodput collapsed at or below the peak (not in ``breakpoint``) |
 | 5 | ``REGRESSION`` | ``compare``: the current run regressed against the baseline |
+| 6 | ``DATA_LOST`` | the order ledger did not hold: lost, unexpected or duplicate orders |
 """
 
 from __future__ import annotations
@@ -24,3 +25,4 @@ class ExitCode(IntEnum):
     RUN_FAILED = 3
     ABORTED_ON_COLLAPSE = 4
     REGRESSION = 5
+    DATA_LOST = 6

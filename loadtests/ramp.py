@@ -75,6 +75,7 @@ def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
             pg_port=free_port(),
             extra_env=dict(job.settings),
             run_dir=job.run_dir / "stack",
+            write_token_file=False,  # the run folder is a report: no secret in it
         )
     )
     say("starting the native stack (Postgres, slow API, demo service)")
@@ -111,16 +112,18 @@ def _verdict(
     config: RampConfig,
     ledger: LedgerVerdict | None = None,
 ) -> ExitCode:
-    """Run failed (3) > thresholds breached (1) > collapsed at or below the peak (4) > ok.
+    """Run failed (3) > data lost (6) > thresholds breached (1) > collapsed at or below the
+    peak (4) > ok.
 
     A ledger that does not hold (an acknowledged order lost, an order nobody sent, a refused
-    order committed, a duplicate, stock that does not add up) fails the run (3) whatever else
-    it showed: a service that lies about writes has no throughput worth reporting.
+    order committed, a duplicate, stock that does not add up) has its own code whatever else the
+    run showed: a service that lies about writes has no throughput worth reporting, and CI must
+    not mistake it for flaky infrastructure (3).
     """
     if not run.stages or (run.aborted or "").startswith("watchdog"):
         return ExitCode.RUN_FAILED
     if ledger is not None and not ledger.ok:
-        return ExitCode.RUN_FAILED
+        return ExitCode.DATA_LOST
     if failed_thresholds:
         return ExitCode.THRESHOLDS_BREACHED
     collapsed = next((s for s in run.stages if s.index == tipping.collapse_index), None)

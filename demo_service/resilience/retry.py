@@ -192,6 +192,7 @@ _TRANSIENT_DB = (
     asyncpg.CannotConnectNowError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    asyncpg.InternalClientError,  # releasing a connection Postgres dropped (restart): retry afresh
 )
 
 

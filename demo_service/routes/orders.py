@@ -41,7 +41,18 @@ class OrderOut(BaseModel):
     response_model=OrderOut,
     responses={
         200: {"model": OrderOut, "description": "A repeat of an earlier order's key: no new write"},
-        **declared(*BODY_ERRORS, 404, 409, 503),
+        **declared(
+            *BODY_ERRORS,
+            404,
+            409,
+            503,
+            descriptions={
+                503: "Shed, pool exhausted, a deadline passed or the database is unavailable: "
+                "nothing was written. Except `database unavailable: CommitInDoubt`: the "
+                "connection broke during COMMIT, so the order may exist; repeat the same "
+                "Idempotency-Key to learn its fate"
+            },
+        ),
     },
 )
 async def create_order(

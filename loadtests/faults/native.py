@@ -186,10 +186,10 @@ class NativeProcessFaults:
         if name is None:
             known = ", ".join(["postgres", *PROCESS_NAMES])
             raise ValueError(f"unknown part {part!r}: use {known}")
-        for process in self.stack.processes:
-            if process.name == name:
-                return process
-        raise ValueError(f"the stack runs no {name!r} process")
+        try:
+            return self.stack.process(name)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
 
 
 def _signal_each(pids: list[int], signum: int) -> None:

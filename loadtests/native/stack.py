@@ -49,6 +49,12 @@ class StackConfig:
     """Start brink's Postgres exporter (lock waits, activity) on this port; None: not."""
     prometheus_port: int | None = None
     """Start Prometheus (if installed) scraping everything, with brink's rules; None: not."""
+    durable_postgres: bool = False
+    """fsync and synchronous commit on: needed when a fault kills Postgres (``postgres.kill``)
+    and the order ledger must hold; off by default because a lab's data is throw-away."""
+    write_token_file: bool = True
+    """Write a generated admin token to ``<run_dir>/admin-token`` (``brink up``: you need it to
+    use the admin API). Ramps and scenarios keep it in memory, so it never lands in a report."""
 
     def ports(self) -> dict[str, tuple[int, str]]:
         """Each part's port and the ``brink up`` flag that changes it."""
@@ -89,8 +95,12 @@ class NativeStack:
 
     def __init__(self, config: StackConfig) -> None:
         self.config = config
-        self.postgres = PrivatePostgres(port=config.pg_port, host=config.host)
+        self.postgres = PrivatePostgres(
+            port=config.pg_port, host=config.host, durable=config.durable_postgres
+        )
         self.processes: list[ManagedProcess] = []
+        self.admin_token: str | None = None
+        """The admin token the processes got (generated, from ``extra_env`` or our env)."""
         self.admin_token_file: Path | None = None
         self.prometheus: prometheus.NativePrometheus | None = None
         self.notes: list[str] = []
@@ -152,6 +162,14 @@ class NativeStack:
                 )
         return None
 
+    def process(self, name: str) -> ManagedProcess:
+        """The running part called ``name`` (``"demo service"``, ``"slow API"`` ...)."""
+        for process in self.processes:
+            if process.name == name:
+                return process
+        known = ", ".join(process.name for process in self.processes) or "none"
+        raise KeyError(f"no process {name!r} in the stack (running: {known})")
+
     def stop(self) -> None:
         """Stop in reverse order; keeps the logs in the run dir, leaves no process behind."""
         if self.prometheus is not None:
@@ -192,7 +210,9 @@ class NativeStack:
         }
         if ADMIN_TOKEN_ENV not in env and ADMIN_TOKEN_ENV not in os.environ:
             env[ADMIN_TOKEN_ENV] = secrets.token_urlsafe(24)
-            self.admin_token_file = self._write_secret("admin-token", env[ADMIN_TOKEN_ENV])
+            if self.config.write_token_file:
+                self.admin_token_file = self._write_secret("admin-token", env[ADMIN_TOKEN_ENV])
+        self.admin_token = env.get(ADMIN_TOKEN_ENV) or os.environ.get(ADMIN_TOKEN_ENV)
         return env
 
     def _write_secret(self, name: str, value: str) -> Path:

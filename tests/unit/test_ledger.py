@@ -200,4 +200,4 @@ def test_a_broken_ledger_fails_the_ramp_whatever_else_it_showed() -> None:
     assert _verdict(run, tipping, False, config, None) is ExitCode.OK
     assert _verdict(run, tipping, False, config, holds) is ExitCode.OK
     assert _verdict(run, tipping, True, config, holds) is ExitCode.THRESHOLDS_BREACHED
-    assert _verdict(run, tipping, False, config, broken) is ExitCode.RUN_FAILED
+    assert _verdict(run, tipping, False, config, broken) is ExitCode.DATA_LOST

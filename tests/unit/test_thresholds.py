@@ -180,4 +180,5 @@ def test_exit_codes_are_stable() -> None:
         "RUN_FAILED": 3,
         "ABORTED_ON_COLLAPSE": 4,
         "REGRESSION": 5,
+        "DATA_LOST": 6,
     }
