@@ -13,6 +13,7 @@ from typing import Any
 
 from loadtests.capacity import Prediction
 from loadtests.exit_codes import ExitCode
+from loadtests.faults.runner import AppliedFault
 from loadtests.ledger import LedgerVerdict
 from loadtests.probe import ProbeResult
 from loadtests.samples import StageSample
@@ -38,6 +39,8 @@ class RampOutcome:
     """Why the run stopped early (collapse, watchdog), or None."""
     ledger: LedgerVerdict | None = None
     """The order ledger checked against the database; None when brink did not know it."""
+    faults: tuple[AppliedFault, ...] = ()
+    """What the fault schedule did during the run (``brink ramp --fault``), in order."""
 
     def to_dict(self) -> dict[str, Any]:
         prediction = None
@@ -60,6 +63,7 @@ class RampOutcome:
             "prediction": prediction,
             "probe": self.probe.to_dict() if self.probe else None,
             "ledger": self.ledger.to_dict() if self.ledger else None,
+            "faults": [dataclasses.asdict(fault) for fault in self.faults],
             "thresholds": [
                 {
                     "threshold": str(result.threshold),

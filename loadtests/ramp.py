@@ -2,7 +2,9 @@
 
 1. Start the native stack (unless given a target, which must be on this machine).
 2. Probe each route at low load and predict the saturation throughput (capacity model).
-3. Run the profile through Locust, gathering per-stage samples (:mod:`loadtests.runner`).
+3. Run the profile through Locust, gathering per-stage samples (:mod:`loadtests.runner`),
+   while a fault schedule (``--fault``, :mod:`loadtests.faults`) changes knobs or stops,
+   restarts and kills processes on time.
 4. Check the order ledger against the database (:mod:`loadtests.ledger`), when brink knows
    the database: the native stack's own, or ``RampJob.database_dsn`` with a target.
 5. Find the tipping point, compare it with the prediction, check the thresholds.
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +25,14 @@ import asyncpg
 
 from loadtests.capacity import Prediction, predict
 from loadtests.exit_codes import ExitCode
+from loadtests.faults.injector import CompositeInjector, KnobInjector
+from loadtests.faults.native import NativeProcessFaults
+from loadtests.faults.runner import AppliedFault, FaultRunner
+from loadtests.faults.spec import FaultSchedule
 from loadtests.ledger import LEDGER_GLOB, LedgerVerdict, check_database
 from loadtests.mix import Mix, parse_weights
 from loadtests.native.process import free_port
-from loadtests.native.stack import NativeStack, StackConfig, StackError
+from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import RampOutcome
 from loadtests.probe import ProbeFailed, ProbeResult, probe
 from loadtests.report import write_reports
@@ -56,6 +63,9 @@ class RampJob:
     """The target's Postgres, to check the order ledger against; None with a target: no check.
     The native stack's own database is always checked. Any order written there during the run
     by someone other than this run's generator counts as unexpected."""
+    faults: FaultSchedule | None = None
+    """Faults to apply during the load, timed from the load generator's start. With a target
+    only knob faults work (``BRINK_ADMIN_TOKEN`` must be the target's token)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,17 @@ class _Started:
     service: str
     slow_api: str | None
     dsn: str | None
+    native: NativeStack | None = None
+
+
+class FaultsRefused(ValueError):
+    """The schedule asks for faults this run cannot apply."""
+
+
+def _kills_postgres(schedule: FaultSchedule | None) -> bool:
+    return schedule is not None and any(
+        step.action.target == "postgres" and step.action.name == "kill" for step in schedule.steps
+    )
 
 
 def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
@@ -76,12 +97,37 @@ def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
             extra_env=dict(job.settings),
             run_dir=job.run_dir / "stack",
             write_token_file=False,  # the run folder is a report: no secret in it
+            # Killing a Postgres without fsync loses committed orders: the ledger would blame
+            # the service for what the throw-away cluster's settings did.
+            durable_postgres=_kills_postgres(job.faults),
         )
     )
     say("starting the native stack (Postgres, slow API, demo service)")
     native.start()
     stack.callback(native.stop)
-    return _Started(native.urls["service"], native.urls["slow_api"], native.postgres.dsn)
+    return _Started(native.urls["service"], native.urls["slow_api"], native.postgres.dsn, native)
+
+
+def _fault_runner(
+    job: RampJob, started: _Started, stack: ExitStack, say: Say
+) -> FaultRunner | None:
+    """A runner for the job's schedule, or None without one; process faults need the stack."""
+    if job.faults is None:
+        return None
+    token = started.native.admin_token if started.native else os.environ.get(ADMIN_TOKEN_ENV)
+    knob_faults = any(not step.action.is_process for step in job.faults.steps)
+    if knob_faults and (token is None or started.slow_api is None):
+        raise FaultsRefused(f"knob faults need {ADMIN_TOKEN_ENV} and the slow API's URL")
+    if any(step.action.is_process for step in job.faults.steps) and started.native is None:
+        raise FaultsRefused("process faults need the native stack: drop --target")
+    knobs = (
+        KnobInjector(started.service, started.slow_api, token)
+        if token is not None and started.slow_api is not None
+        else None
+    )
+    processes = NativeProcessFaults(started.native) if started.native else None
+    injector = stack.enter_context(CompositeInjector(knobs, processes))
+    return FaultRunner(job.faults, injector, log=say)
 
 
 def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeResult | None:
@@ -142,8 +188,9 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
     with ExitStack() as stack:
         try:
             started_stack = _start_stack(job, stack, say)
+            runner = _fault_runner(job, started_stack, stack, say)
             result = _probe(job, started_stack.service, started_stack.slow_api, say)
-        except (StackError, ProbeFailed) as exc:
+        except (StackError, ProbeFailed, FaultsRefused) as exc:
             say(f"brink ramp: {exc}")
             return None, ExitCode.RUN_FAILED
         prediction: Prediction | None = None
@@ -155,7 +202,15 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
         for old in job.run_dir.glob(LEDGER_GLOB):  # an earlier run's ledger is not this one's
             old.unlink()
         load_started = time.time()
-        run = run_ramp(config, started_stack.service, job.run_dir, progress=say)
+        faults: list[AppliedFault] = []
+        if runner is not None:
+            runner.start()
+        try:
+            run = run_ramp(config, started_stack.service, job.run_dir, progress=say)
+        finally:
+            if runner is not None:
+                runner.stop()  # undoes what is still applied, before the ledger is read
+                faults = runner.applied
         ledger = _check_ledger(job.run_dir, started_stack.dsn, load_started, say)
     if not run.stages:
         say(f"brink ramp: the load generator produced no stage; see {job.run_dir / 'locust.log'}")
@@ -181,6 +236,7 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
         probe=result,
         aborted=run.aborted,
         ledger=ledger,
+        faults=tuple(faults),
     )
     paths = write_reports(outcome, job.run_dir)
     say(tipping.explanation)

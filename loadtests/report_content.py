@@ -27,18 +27,14 @@ _VERDICTS = {
     ExitCode.THRESHOLDS_BREACHED: "FAIL: thresholds breached",
     ExitCode.RUN_FAILED: "FAIL: the run failed (no verdict on the service)",
     ExitCode.ABORTED_ON_COLLAPSE: "FAIL: aborted on collapse",
+    ExitCode.DATA_LOST: "FAIL: the order ledger does not hold (the service lied about writes)",
 }
 _NONE = "-"
 
 
-_LEDGER_BROKEN = "FAIL: the order ledger does not hold (the service lied about writes)"
-
-
 def verdict(outcome: RampOutcome) -> str:
-    """``PASS``, or ``FAIL: <why>``, from the exit code (and the ledger, which fails a run)."""
+    """``PASS``, or ``FAIL: <why>``, from the exit code."""
     code = outcome.exit_code
-    if code is ExitCode.RUN_FAILED and outcome.ledger is not None and not outcome.ledger.ok:
-        return _LEDGER_BROKEN
     return _VERDICTS.get(code, f"FAIL: {code.name.lower().replace('_', ' ')}")
 
 
@@ -172,6 +168,21 @@ def _thresholds(outcome: RampOutcome) -> list[Block]:
     return [*blocks, Table(("threshold", "actual", "result"), tuple(rows), frozenset({1}))]
 
 
+def _faults(outcome: RampOutcome) -> list[Block]:
+    """The faults the schedule applied and undid, with their times; nothing without faults."""
+    if not outcome.faults:
+        return []
+    rows = tuple(
+        (f"{f.t_s:.1f}", f.kind, f.action, "ok" if f.ok else f"FAILED: {f.error}")
+        for f in outcome.faults
+    )
+    return [
+        Heading("Faults"),
+        para("Seconds after the load generator started:"),
+        Table(("t (s)", "event", "fault", "result"), rows, frozenset({0})),
+    ]
+
+
 def _ledger(outcome: RampOutcome) -> list[Block]:
     """Every order the generator sent, against the orders table: nothing lost or invented."""
     blocks: list[Block] = [Heading("Ledger")]
@@ -275,7 +286,8 @@ def content(outcome: RampOutcome, config: dict[str, Any], *, full: bool = False)
     ]
     if outcome.aborted:
         blocks.append(para(f"Stopped early: {outcome.aborted}."))
-    blocks += _tipping(outcome) + _prediction(outcome) + _thresholds(outcome) + _ledger(outcome)
+    blocks += _tipping(outcome) + _prediction(outcome) + _thresholds(outcome) + _faults(outcome)
+    blocks += _ledger(outcome)
     blocks += _stages(outcome)
     blocks += [Heading("Plots"), Images(tuple((cap, f"{name}.png") for name, cap in PLOTS))]
     if full:
