@@ -260,7 +260,7 @@ def test_a_broken_ledger_fails_the_verdict_and_its_junit_case(outcome: RampOutco
     broken = dataclasses.replace(
         outcome,
         ledger=dataclasses.replace(LEDGER_OK, lost=2),
-        exit_code=ExitCode.RUN_FAILED,
+        exit_code=ExitCode.DATA_LOST,
     )
     assert verdict(broken).startswith("FAIL: the order ledger does not hold")
     blocks = content(broken, CONFIG)
