@@ -2,6 +2,12 @@
 
 The config is written as JSON (valid YAML) into the run dir, with the same global settings as
 ``dashboards/prometheus/prometheus.yml`` and the same rule files, and targets on 127.0.0.1.
+
+Prometheus answers ``/-/ready`` before it scrapes anything: its scrape manager applies the
+targets only after a 5 s throttle. ``wait_first_scrape()`` waits for every target's first scrape
+(``/api/v1/targets``), so that a run started after it loses none of its first seconds and its
+counters are seen from their first value (``rate()`` needs the sample before an increase).
+``start()`` does not call it: it would delay ``brink up``'s ready banner by those ~5 s.
 """
 
 from __future__ import annotations
@@ -9,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -25,6 +32,8 @@ JOBS = frozenset({"demo-service", "slow-api", "locust", "postgres"})
 SCRAPE_INTERVAL = "2s"
 """Same as the Compose config (a test checks that they agree)."""
 READY_TIMEOUT_S = 30.0
+FIRST_SCRAPE_TIMEOUT_S = 30.0
+"""The 5 s target-update throttle, a 2 s scrape and a busy box, with room to spare."""
 
 
 def find_binary() -> str | None:
@@ -59,10 +68,27 @@ def native_config(targets: Mapping[str, str], rules_dir: Path = RULES_DIR) -> di
     }
 
 
+def unscraped(active_targets: Sequence[Mapping[str, Any]], jobs: Mapping[str, str]) -> list[str]:
+    """The ``job (host:port)`` of each target in ``jobs`` that Prometheus has not scraped yet.
+
+    ``active_targets`` is ``/api/v1/targets``' ``data.activeTargets``. A target is scraped once
+    its health is no longer ``unknown`` (``up`` or ``down``: a target that is down has been
+    tried, and waiting longer would not change that); a job not listed at all has not even
+    been applied yet.
+    """
+    scraped = {
+        target["labels"].get("job")
+        for target in active_targets
+        if target.get("health", "unknown") != "unknown"
+    }
+    return [f"{job} ({address})" for job, address in sorted(jobs.items()) if job not in scraped]
+
+
 class NativePrometheus:
     """Prometheus on ``127.0.0.1:port`` scraping ``targets``, its config and TSDB in ``run_dir``.
 
-    ``start()`` waits for ``/-/ready``; ``stop()`` leaves no process (the TSDB stays on disk).
+    ``start()`` waits for ``/-/ready``; ``wait_first_scrape()`` for every target's first
+    scrape. ``stop()`` leaves no process (the TSDB stays on disk).
     """
 
     def __init__(
@@ -76,6 +102,7 @@ class NativePrometheus:
     ) -> None:
         self.port = port
         self.run_dir = run_dir
+        self.targets = dict(targets)
         self.config = native_config(targets, rules_dir)
         self.rules_dir = rules_dir
         self.binary = binary
@@ -122,6 +149,31 @@ class NativePrometheus:
             self.stop()
             raise
         return self
+
+    def wait_first_scrape(self, timeout_s: float = FIRST_SCRAPE_TIMEOUT_S) -> None:
+        """Poll ``/api/v1/targets`` until every target has been scraped once.
+
+        Raises :class:`ProcessFailed` naming the targets still waiting after ``timeout_s``,
+        or at once if Prometheus exits.
+        """
+        deadline = time.monotonic() + timeout_s
+        waiting = [f"{job} ({address})" for job, address in sorted(self.targets.items())]
+        with httpx2.Client(timeout=2.0) as client:
+            while True:
+                if self.process is None or not self.process.running():
+                    raise ProcessFailed("Prometheus is not running; it scraped nothing")
+                try:
+                    response = client.get(self.url + "/api/v1/targets", params={"state": "active"})
+                    waiting = unscraped(response.json()["data"]["activeTargets"], self.targets)
+                except (httpx2.TransportError, ValueError, KeyError):
+                    pass  # not answering yet, or an odd body: keep polling until the deadline
+                if not waiting:
+                    return
+                if time.monotonic() >= deadline:
+                    raise ProcessFailed(
+                        f"Prometheus did not scrape {', '.join(waiting)} within {timeout_s:g} s"
+                    )
+                time.sleep(0.1)
 
     def running(self) -> bool:
         return self.process is not None and self.process.running()

@@ -2,11 +2,14 @@
 
 The whole native stack as ``brink up`` runs it (Postgres, slow API, demo service, brink's
 Postgres exporter, Locust's web UI and Prometheus with the lab's rules) takes a short ``peak``
-ramp started from Locust's web UI, as a workshop would. Then, through Prometheus' HTTP API:
-every recording rule and every panel and annotation query of every dashboard has data (a query
-that returns nothing is a broken panel); Little's law holds over a steady stage; Locust counts
-the requests the service counts. promtool accepts the config the stack wrote, and the
-overview's main panels render to PNG from the same data.
+ramp started from Locust's web UI, as a workshop would, then a short second run in which the
+admin API switches the service to the resilient preset with tight limits and the slow API hangs,
+so that every resilience mechanism acts (retries and their budget, shedding, the breaker, the
+bulkhead, deadlines). Then, through Prometheus' HTTP API: every recording rule and every panel
+and annotation query of every dashboard has data (a query that returns nothing is a broken
+panel); Little's law holds over a steady stage of the ramp; Locust counts the requests the
+service counts. promtool accepts the config the stack wrote, and the overview's main panels
+render to PNG from the same data.
 """
 
 from __future__ import annotations
@@ -73,6 +76,12 @@ RAMP_FORM = {
     # so every scrape reads the in-flight gauge at the same phase (measured: 0 in all 10
     # scrapes at 40 req/s while Little's law said 0.9), and avg_over_time means nothing.
     "arrivals": "poisson",
+    # No client retries: retries of the 503s past the knee arrive 2 s late and add ~15 req/s to
+    # the last stage as it goes (measured, in flight max/min over the stage: 1.39 to 1.62 in 3
+    # runs with budgeted ones, 1.08 without; the steadiness bound below is 1.6). The client
+    # retry series are exported at 0 then, so their panels have data (zeros), not a storm. The
+    # generator keeps its first run's retry policy for later runs, so the resilience run cannot
+    # switch them on either (loadtests/loadgen.py builds its engine once).
 }
 # The slow API fails this share of calls in the second stage until Prometheus shows the
 # failures as rates (the client's failed calls, the slow API's 503s), so the error and outcome
@@ -80,12 +89,47 @@ RAMP_FORM = {
 # sample of it: a fixed "few seconds" can be too short. The users' errors by kind come later
 # from the pool's 503s past the knee. 20% of the quotes (10% of the load) for a few seconds is
 # at most 2% of the load: the knee stays the ramp's.
+# The fragile preset retries naively (4 tries at once): the failures amplify the calls.
 INJECTED = {"error_rate": 0.2}
 INJECTED_VISIBLE = (
     "job:brink_external_request_failures_per_requests:ratio_rate10s > 0",
     'job_status:brink_slow_api_requests:rate10s{status="503"} > 0',
+    'job_target:brink_dependency_attempts_per_calls:ratio_rate10s{target="external"} > 1',
 )
 RUN_DEADLINE_S = len(STAGES) * STAGE_S + 45.0
+
+# The second run: flat load well below the knee, the resilient preset with limits tight enough
+# that each mechanism acts, and the slow API hanging. The 0.3 s deadline cuts each hung attempt
+# (deadlines: external); budgeted retries try again within their budget, which runs out
+# (retries refused); the breaker opens after 10 failed calls and, with a 1 s cooldown, sends a
+# probe every ~1-2 s that fails and reopens it (transitions, refused calls); a bulkhead of 1
+# refuses a second quote while one is inside; an admission limit of 3 in flight sheds bursts.
+# All of it shows in Prometheus within ~13 s
+# (measured); then the preset and the slow API are reset and the rest of the run recovers.
+SECOND_STEP_S = 8.0
+SECOND_STAGES = 3  # the average profile's flat steps
+SECOND_FORM = RAMP_FORM | {
+    "load_profile": "average",
+    "average_rps": "50",
+    "step_s": f"{SECOND_STEP_S:g}",
+}
+RESILIENCE = {
+    "preset": "resilient",
+    "shedding": {"limit": 3},
+    "bulkhead": {"limit": 1},
+    "breaker": {"cooldown_s": 1},
+}
+OUTAGE = {"outage": "hang"}
+RESILIENCE_VISIBLE = (
+    "job:brink_shed_per_requests:ratio_rate10s > 0",
+    "job_target:brink_breaker_state:max_over_time10s == 2",
+    'job_target_to:brink_breaker_transitions:rate10s{to="open"} > 0',
+    "job_target:brink_breaker_rejected:rate10s > 0",
+    "job_name:brink_bulkhead_rejected:rate10s > 0",
+    'job_stage:brink_deadline_exceeded:rate10s{stage="external"} > 0',
+    "job_target:brink_retry_budget_exhausted:rate10s > 0",
+)
+SECOND_DEADLINE_S = SECOND_STAGES * SECOND_STEP_S + 30.0
 WORKLOAD = 'route!~"/metrics|/healthz|/readyz"'
 """The service's load, as the rules select it: scrapes and probes are not requests of the run."""
 
@@ -122,11 +166,13 @@ def _workload(labels: dict[str, str]) -> bool:
 
 @dataclass(frozen=True)
 class Run:
-    """A finished ramp and the Prometheus that watched it."""
+    """A finished ramp, the resilience run after it, and the Prometheus that watched both."""
 
     stack: NativeStack
     api: PrometheusApi
     start: float
+    ramp_end: float
+    """When Prometheus had seen the ramp's quiet end; the resilience run starts after it."""
     end: float
     run_dir: Path
 
@@ -155,13 +201,13 @@ class _Ramp:
         text = self._metrics(self.stack.urls["loadgen_metrics"])
         return int(_metric_sum(text, "brink_loadgen_stage_index"))
 
-    def quiet(self) -> bool:
+    def quiet(self, stages: int = len(STAGES)) -> bool:
         """The profile is over and nothing is in flight, in the generator or the service."""
         loadgen = self._metrics(self.stack.urls["loadgen_metrics"])
         service = self._metrics(self.stack.urls["metrics"])
         stage = int(_metric_sum(loadgen, "brink_loadgen_stage_index"))
         return (
-            (stage >= len(STAGES) or stage == -1)  # draining, or done
+            (stage >= stages or stage == -1)  # draining, or done
             and _metric_sum(loadgen, "brink_loadgen_in_flight") == 0
             and _metric_sum(service, "brink_http_requests_in_flight", _workload) == 0
         )
@@ -176,14 +222,51 @@ class _Ramp:
 
     def visible(self, exprs: tuple[str, ...]) -> bool:
         """Every one of ``exprs`` has a result now."""
-        return all(self.api.instant(expr, time.time()) for expr in exprs)
+        return not self.missing(exprs)
+
+    def missing(self, exprs: tuple[str, ...]) -> list[str]:
+        """Those of ``exprs`` without a result now."""
+        return [expr for expr in exprs if not self.api.instant(expr, time.time())]
+
+    def stopped(self) -> bool:
+        """Locust's runner has stopped: the web UI takes a new swarm."""
+        state = self.http.get(self.stack.urls["locust"] + "/stats/requests").json()["state"]
+        return bool(state == "stopped")
+
+    def resilience_run(self) -> float:
+        """The second run; returns the time Prometheus has seen its quiet end."""
+        _poll_until(self.stopped, 30, "Locust stopped after the ramp")
+        admin = self.stack.urls["service"] + "/admin/resilience"
+        control = self.stack.urls["slow_api"] + "/control"
+        form = SECOND_FORM | {"host": self.stack.urls["service"]}
+        self.http.put(admin, json=RESILIENCE, headers=self.auth).raise_for_status()
+        try:
+            self.http.put(control, json=OUTAGE, headers=self.auth).raise_for_status()
+            self.http.post(self.stack.urls["locust"] + "/swarm", data=form).raise_for_status()
+            deadline = time.monotonic() + SECOND_STAGES * SECOND_STEP_S
+            while missing := self.missing(RESILIENCE_VISIBLE):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"not seen during the resilience run: {missing}")
+                time.sleep(0.5)
+        finally:
+            self.http.post(control + "/reset", headers=self.auth).raise_for_status()
+            self.http.post(admin + "/reset", headers=self.auth).raise_for_status()
+        _poll_until(
+            lambda: self.quiet(SECOND_STAGES), SECOND_DEADLINE_S, "the resilience run's end"
+        )
+        quiet = time.time()
+        _poll_until(lambda: self.scraped_since(quiet), 15, "Prometheus scraping the quiet end")
+        return time.time()
 
     def run(self) -> tuple[float, float]:
         """Run the profile; returns its start and the time Prometheus has seen its quiet end."""
-        # Prometheus applies new targets every 5 s: before it scrapes them all, a run's first
-        # seconds would be lost (and counters would be born non-zero, invisible to rate()).
-        ready = time.time()
-        _poll_until(lambda: self.scraped_since(ready), 20, "Prometheus scraping every part")
+        # Prometheus applies new targets only 5 s after it is ready: until it has scraped every
+        # part, a run's first seconds would be lost (and counters born non-zero, invisible to
+        # rate()).
+        assert self.stack.prometheus is not None
+        self.stack.prometheus.wait_first_scrape()
+        up = self.api.instant("up == 1", time.time())
+        assert len(up) == 4, f"not every part scraped and up when the stack started: {up}"
         start = time.time()
         form = RAMP_FORM | {"host": self.stack.urls["service"]}
         self.http.post(self.stack.urls["locust"] + "/swarm", data=form).raise_for_status()
@@ -221,8 +304,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     )
     with NativeStack(config) as stack, httpx2.Client(timeout=5.0) as http:
         api = PrometheusApi(stack.urls["prometheus"], http)
-        start, end = _Ramp(stack, http, api).run()
-        yield Run(stack, api, start, end, run_dir)
+        ramp = _Ramp(stack, http, api)
+        start, ramp_end = ramp.run()
+        end = ramp.resilience_run()
+        yield Run(stack, api, start, ramp_end, end, run_dir)
 
 
 def _recording_rules() -> list[str]:
@@ -281,7 +366,7 @@ def test_every_panel_and_annotation_query_has_data(run: Run) -> None:
 
 def _stage_window(run: Run, index: int) -> tuple[float, float]:
     """First and last scrape time at which the generator reported stage ``index``."""
-    (series,) = run.api.samples("brink_loadgen_stage_index", run.start, run.end)
+    (series,) = run.api.samples("brink_loadgen_stage_index", run.start, run.ramp_end)
     times = [t for t, v in zip(series.times, series.values, strict=True) if v == index]
     assert len(times) >= 3, f"stage {STAGES[index]!r} seen in {len(times)} scrapes"
     return times[0], times[-1]
@@ -317,16 +402,20 @@ def test_littles_law_holds_over_a_steady_stage(run: Run) -> None:
 
 
 def test_locust_counts_the_requests_the_service_counts(run: Run) -> None:
-    locust = run.value("sum(brink_loadgen_requests_total)")
-    completed = run.value("sum(brink_loadgen_completed_total)")
-    served = run.value(f"sum(brink_http_requests_total{{{WORKLOAD}}})")
+    # Over the ramp (the resilience run starts a second swarm, which resets Locust's stats).
+    at = run.ramp_end
+    locust = run.value("sum(brink_loadgen_requests_total)", at)
+    completed = run.value("sum(brink_loadgen_completed_total)", at)
+    retries = run.value("sum(brink_loadgen_retries_total)", at)
+    served = run.value(f"sum(brink_http_requests_total{{{WORKLOAD}}})", at)
     errors = {
         labels["kind"]: value
-        for labels, value in run.api.instant("sum by (kind) (brink_loadgen_errors_total)", run.end)
+        for labels, value in run.api.instant("sum by (kind) (brink_loadgen_errors_total)", at)
     }
     assert completed > 1500, "the run sent too little to compare"
-    # Locust's own statistics and brink's series count the same completions.
-    assert locust == pytest.approx(completed, rel=0.005)
+    # Locust's own statistics count every attempt; brink's series one completion per arrival
+    # and each retry apart.
+    assert locust == pytest.approx(completed + retries, rel=0.005)
     # A request that timed out on the client still reached the service, which counts it when it
     # finishes (the run waited for the service's in-flight to reach 0): both counts have it.
     # Only a request that never connected is Locust's alone.
@@ -364,7 +453,7 @@ def test_the_overview_renders_to_png(run: Run) -> None:
         [
             sys.executable, "-m", "dashboards.render",
             "--prometheus", run.api.url,
-            "--start", f"{run.start:.3f}", "--end", f"{run.end:.3f}",
+            "--start", f"{run.start:.3f}", "--end", f"{run.ramp_end:.3f}",
             "--out", str(out),
         ],
         capture_output=True,

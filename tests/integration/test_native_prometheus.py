@@ -12,7 +12,7 @@ import pytest
 
 from loadtests.native._binaries import alive
 from loadtests.native.process import ProcessFailed, free_port
-from loadtests.native.prometheus import NativePrometheus, available, native_config
+from loadtests.native.prometheus import NativePrometheus, available, native_config, unscraped
 from tests.support import Spawn
 
 pytestmark = [
@@ -83,6 +83,45 @@ def test_scrapes_the_slow_api_and_evaluates_the_rules(
     assert not alive(pid)
     assert _processes_mentioning(str(prometheus.config_path)) == []
     assert (tmp_path / "prometheus" / "data").is_dir()
+
+
+def test_wait_first_scrape_returns_once_every_target_was_scraped(
+    spawn_slow_api: Spawn, tmp_path: Path
+) -> None:
+    # One live target and one nobody listens on: both are scraped (up 1 and up 0) when
+    # wait_first_scrape() returns, although Prometheus applies its targets ~5 s after /-/ready.
+    served = spawn_slow_api(FAST)
+    down = f"127.0.0.1:{free_port()}"
+    targets = {"slow-api": served.base_url.removeprefix("http://"), "locust": down}
+    with NativePrometheus(free_port(), targets, tmp_path) as prometheus:
+        prometheus.wait_first_scrape()
+        active = httpx2.get(prometheus.url + "/api/v1/targets", timeout=5.0).json()["data"]
+        health = {t["labels"]["job"]: t["health"] for t in active["activeTargets"]}
+        assert health == {"slow-api": "up", "locust": "down"}
+        assert all(not t["lastScrape"].startswith("0001-") for t in active["activeTargets"])
+        up = {r["metric"]["job"]: r["value"][1] for r in prometheus.query("up")}
+        assert up == {"slow-api": "1", "locust": "0"}
+
+
+def test_no_first_scrape_in_time_fails_clearly(tmp_path: Path) -> None:
+    # Shorter than Prometheus' 5 s target-update throttle: the first scrape cannot come in time.
+    prometheus = NativePrometheus(free_port(), {"slow-api": "127.0.0.1:1"}, tmp_path)
+    with prometheus, pytest.raises(ProcessFailed, match=r"did not scrape slow-api \(127.0.0.1:1\)"):
+        prometheus.wait_first_scrape(0.5)
+    with pytest.raises(ProcessFailed, match="not running"):
+        prometheus.wait_first_scrape(0.5)
+
+
+def test_unscraped_names_the_targets_still_unknown() -> None:
+    jobs = {"slow-api": "127.0.0.1:1", "locust": "127.0.0.1:2", "postgres": "127.0.0.1:3"}
+    active = [
+        {"labels": {"job": "slow-api"}, "health": "up"},
+        {"labels": {"job": "locust"}, "health": "unknown"},
+    ]
+    assert unscraped(active, jobs) == ["locust (127.0.0.1:2)", "postgres (127.0.0.1:3)"]
+    active.append({"labels": {"job": "postgres"}, "health": "down"})
+    active[1]["health"] = "down"
+    assert unscraped(active, jobs) == []
 
 
 def test_a_taken_port_fails_clearly(tmp_path: Path) -> None:

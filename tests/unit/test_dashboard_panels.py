@@ -74,7 +74,8 @@ def test_every_target_and_annotation_of_every_dashboard_is_read() -> None:
         targets = sum(len(panel.get("targets", [])) for panel in board["panels"])
         assert len([q for q in queries if q.kind == "panel"]) == targets
         annotations = [q for q in queries if q.kind == "annotation"]
-        assert [q.panel for q in annotations] == ["Locust stages", "Past the knee"]
+        switches = ["Resilience preset"] if uid == "brink-resilience" else []
+        assert [q.panel for q in annotations] == ["Locust stages", "Past the knee", *switches]
         assert all(q.step_s == 5.0 for q in annotations)
 
 

@@ -48,6 +48,23 @@ SLOW_API_IN_FLIGHT = "job:brink_slow_api_requests_in_flight:mean10s"
 CPU = "job:process_cpu_seconds:rate10s"
 CPU_WORK = "job_route:brink_cpu_work_seconds:rate10s"
 LOOP_LAG = "job_quantile:brink_event_loop_lag_seconds:histogram_quantile"
+# Resilience: retries (the service's and the generator's), shedding, breaker, bulkhead, deadlines.
+CALLS = "job_target:brink_dependency_calls:rate10s"
+ATTEMPTS = "job_target:brink_dependency_attempts:rate10s"
+AMPLIFICATION = "job_target:brink_dependency_attempts_per_calls:ratio_rate10s"
+RETRIES = "job_target_policy:brink_retries:rate10s"
+BUDGET_EXHAUSTED = "job_target:brink_retry_budget_exhausted:rate10s"
+CLIENT_RETRIES = "job:brink_loadgen_retries:rate10s"
+CLIENT_AMPLIFICATION = "job:brink_loadgen_attempts_per_arrivals:ratio_rate10s"
+SHED_BY_REASON = "job_reason:brink_shed:rate10s"
+SHED_SHARE = "job:brink_shed_per_requests:ratio_rate10s"
+ADMITTED_PEAK = "job:brink_admission_in_flight:max_over_time10s"
+BREAKER_STATE = "job_target:brink_breaker_state:max_over_time10s"
+BREAKER_TRANSITIONS = "job_target_to:brink_breaker_transitions:rate10s"
+BREAKER_REJECTED = "job_target:brink_breaker_rejected:rate10s"
+BULKHEAD_PEAK = "job_name:brink_bulkhead_in_flight:max_over_time10s"
+BULKHEAD_REJECTED = "job_name:brink_bulkhead_rejected:rate10s"
+DEADLINES = "job_stage:brink_deadline_exceeded:rate10s"
 # Postgres.
 XACT_COMMIT = "job_datname:pg_stat_database_xact_commit:rate10s"
 XACT_ROLLBACK = "job_datname:pg_stat_database_xact_rollback:rate10s"
@@ -92,3 +109,12 @@ STAGES = annotation(
     "stage: {{stage}}",
 )
 KNEE = annotation("Past the knee", PAST_THE_KNEE, "red", "past the knee")
+# The preset switched (PUT /admin/resilience): marks the preset now in force. The gauge is 1 for
+# the preset in force, 0 for the others; only the one that changed to 1 is kept.
+PRESET = "brink_resilience_preset"
+PRESET_SWITCHES = annotation(
+    "Resilience preset",
+    f"(changes({PRESET}[$__rate_interval]) > 0) * {PRESET} > 0",
+    "purple",
+    "preset: {{preset}}",
+)

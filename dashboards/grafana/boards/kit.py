@@ -60,6 +60,20 @@ def right_axis(legend: str, unit: str) -> Json:
     }
 
 
+def states(*names: tuple[str, str]) -> list[Json]:
+    """Value mappings for a gauge that encodes a state: ``("closed", "green")`` for 0, the next
+    for 1, ...; Grafana then shows the state's name and colour instead of the number."""
+    return [
+        {
+            "type": "value",
+            "options": {
+                str(value): {"color": color, "index": value, "text": text}
+                for value, (text, color) in enumerate(names)
+            },
+        }
+    ]
+
+
 def _panel(kind: str, title: str, description: str, w: int, h: int) -> Json:
     return {
         "type": kind,
@@ -82,6 +96,7 @@ def timeseries(
     log: bool = False,
     max_value: float | None = None,
     overrides: Sequence[Json] = (),
+    mappings: Sequence[Json] = (),
 ) -> Json:
     custom: Json = {
         "drawStyle": "line",
@@ -98,6 +113,8 @@ def timeseries(
         defaults["min"] = 0
     if max_value is not None:
         defaults["max"] = max_value
+    if mappings:
+        defaults["mappings"] = list(mappings)
     legend = {"calcs": ["lastNotNull", "max"], "displayMode": "table", "placement": "bottom"}
     return _panel("timeseries", title, description, w, h) | {
         "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
