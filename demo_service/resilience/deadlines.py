@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Literal, get_args
 
 import asyncpg
 
@@ -21,6 +21,10 @@ from demo_service.metrics import ResilienceMetrics
 Stage = Literal["db_acquire", "db_statement", "external"]
 
 _STATEMENT_TIMEOUT_MESSAGE = "statement timeout"  # Postgres: "canceling statement due to ..."
+
+
+STAGES: tuple[Stage, ...] = get_args(Stage)
+"""The stages a deadline bounds: the ``stage`` label of ``brink_deadline_exceeded_total``."""
 
 
 class DeadlineExceeded(TimeoutError):

@@ -23,14 +23,16 @@ from typing import Any, Literal, TypeVar, get_args
 from demo_service.external import ExternalError
 from demo_service.metrics import ResilienceMetrics
 from demo_service.resilience.adaptive import AimdLimiter
-from demo_service.resilience.breaker import CircuitBreaker
+from demo_service.resilience.breaker import CircuitBreaker, State
 from demo_service.resilience.bulkhead import Bulkhead
+from demo_service.resilience.deadlines import STAGES as DEADLINE_STAGES
 from demo_service.resilience.deadlines import Deadline, Deadlines
 from demo_service.resilience.presets import (
     Overrides,
     PresetName,
     ResilienceConfig,
     RetryConfig,
+    RetryPolicyName,
     combine,
     merge,
 )
@@ -43,7 +45,7 @@ from demo_service.resilience.retry import (
     transient_db,
     transient_external,
 )
-from demo_service.resilience.shedding import Admission, Limiter, StaticLimiter
+from demo_service.resilience.shedding import SHED_REASONS, Admission, Limiter, StaticLimiter
 
 T = TypeVar("T")
 Target = Literal["external", "db"]
@@ -83,6 +85,7 @@ class Resilience:
         self._preset: PresetName = preset
         self._overrides: Overrides = combine({}, overrides or {})
         self._start_up = (self._preset, self._overrides)
+        self._start_counters_at_zero()
         self.apply(merge(preset, self._overrides))
         self._publish_preset()
 
@@ -155,6 +158,27 @@ class Resilience:
         self.admission.max_queue_s = config.shedding.max_queue_s
         self.admission.limiter = self._limiter(config, old)
         self._config = config
+
+    def _start_counters_at_zero(self) -> None:
+        """Create every labelled counter child now, at 0.
+
+        A child that first appears at its first increment has no earlier sample, so ``rate()``
+        cannot see that increment: the first shed request or breaker opening would be invisible.
+        """
+        m = self._metrics
+        for target in TARGETS:
+            for counter in (m.attempts, m.calls, m.retry_budget_exhausted):
+                counter.labels(target)
+            for policy in get_args(RetryPolicyName):
+                if policy != "none":
+                    m.retries.labels(target, policy)
+        for state in State:
+            m.breaker_transitions.labels(EXTERNAL, state.name.lower())
+        m.breaker_rejected.labels(EXTERNAL)
+        for reason in SHED_REASONS:
+            m.shed.labels(reason)
+        for stage in DEADLINE_STAGES:
+            m.deadline_exceeded.labels(stage)
 
     def _publish_preset(self) -> None:
         """``brink_resilience_preset{preset}``: 1 for the one in force, 0 for the others."""

@@ -33,6 +33,12 @@ DEFAULT_EXEMPT = ("/healthz", "/readyz", "/metrics", "/admin", "/control")
 ERROR_STATUSES = frozenset({500, 502, 504})
 
 
+IN_FLIGHT_LIMIT = "in_flight_limit"
+QUEUE_TIME_LIMIT = "queue_time_limit"
+SHED_REASONS = (IN_FLIGHT_LIMIT, QUEUE_TIME_LIMIT)
+"""Why a request was shed: the ``reason`` label of ``brink_shed_total``."""
+
+
 class Limiter(Protocol):
     """Where the admission limit comes from: :class:`StaticLimiter` or an adaptive limiter."""
 
@@ -110,7 +116,7 @@ class Admission:
             self._in_flight += 1
             self.metrics.admission_in_flight.set(self._in_flight)
             return None
-        reason = "in_flight_limit"
+        reason = IN_FLIGHT_LIMIT
         if self.max_queue_s > 0:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -121,7 +127,7 @@ class Admission:
                 admitted = True
                 return None
             except TimeoutError:
-                reason = "queue_time_limit"
+                reason = QUEUE_TIME_LIMIT
             finally:
                 if waiter.cancelled():
                     with contextlib.suppress(ValueError):

@@ -231,3 +231,26 @@ def test_the_preset_in_force_is_exported_and_follows_live_switches(
 
     resilience.reset()
     assert _presets(metrics) == {"fragile": 0, "resilient": 1, "adaptive": 0}
+
+
+def test_every_resilience_counter_starts_at_zero(metrics: ServiceMetrics) -> None:
+    """rate() only sees an increment after a first sample: each series must exist before it."""
+    Resilience(metrics.resilience, "fragile")
+    series = {
+        ("brink_shed_total", (("reason", "in_flight_limit"),)),
+        ("brink_shed_total", (("reason", "queue_time_limit"),)),
+        ("brink_breaker_transitions_total", (("target", "external"), ("to", "open"))),
+        ("brink_breaker_transitions_total", (("target", "external"), ("to", "half_open"))),
+        ("brink_breaker_transitions_total", (("target", "external"), ("to", "closed"))),
+        ("brink_breaker_rejected_total", (("target", "external"),)),
+        ("brink_retries_total", (("policy", "naive"), ("target", "external"))),
+        ("brink_retries_total", (("policy", "budgeted"), ("target", "db"))),
+        ("brink_retry_budget_exhausted_total", (("target", "external"),)),
+        ("brink_dependency_attempts_total", (("target", "db"),)),
+        ("brink_dependency_calls_total", (("target", "external"),)),
+        ("brink_deadline_exceeded_total", (("stage", "db_acquire"),)),
+        ("brink_deadline_exceeded_total", (("stage", "db_statement"),)),
+        ("brink_deadline_exceeded_total", (("stage", "external"),)),
+    }
+    for name, labels in series:
+        assert _value(metrics, name, **dict(labels)) == 0, (name, labels)
