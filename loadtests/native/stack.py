@@ -271,6 +271,8 @@ class NativeStack:
             config.prometheus_port, targets, config.run_dir / "prometheus"
         )
         self.prometheus.start()
+        # Ready is not enough: until every target is scraped once, panels and rules show nothing.
+        self.prometheus.wait_first_scrape()
 
     def _run(self, process: ManagedProcess, ready_url: str) -> None:
         process.log_path.unlink(missing_ok=True)  # a fresh log per run: its tail is this run's

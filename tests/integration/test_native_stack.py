@@ -142,7 +142,8 @@ class Up:
             )
 
         poll_until(ready, START_DEADLINE_S, "service, slow API and Locust web UI")
-        poll_until(lambda: "ready" in self.output()[0], 5, "the ready banner")
+        # Prometheus, last to start, waits for its first scrape of every target (~2-5 s).
+        poll_until(lambda: "ready" in self.output()[0], 30, "the ready banner")
 
     def wait_exit(self) -> int:
         try:
