@@ -224,6 +224,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             ledger,
         )
         current.engine.rate_per_dispatcher = current.rate
+    elif current.engine is not None:
+        # A later run from the web UI may choose another client retry policy.
+        current.engine.retry = ClientRetry(options.client_retries)
 
 
 def _on_rate(environment: Environment, msg: Any, **_: Any) -> None:

@@ -112,6 +112,7 @@ SECOND_FORM = RAMP_FORM | {
     "load_profile": "average",
     "average_rps": "50",
     "step_s": f"{SECOND_STEP_S:g}",
+    "client_retries": "budgeted",
 }
 RESILIENCE = {
     "preset": "resilient",
@@ -128,6 +129,7 @@ RESILIENCE_VISIBLE = (
     "job_name:brink_bulkhead_rejected:rate10s > 0",
     'job_stage:brink_deadline_exceeded:rate10s{stage="external"} > 0',
     "job_target:brink_retry_budget_exhausted:rate10s > 0",
+    "job:brink_loadgen_retries:rate10s > 0",
 )
 SECOND_DEADLINE_S = SECOND_STAGES * SECOND_STEP_S + 30.0
 WORKLOAD = 'route!~"/metrics|/healthz|/readyz"'
