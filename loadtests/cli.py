@@ -26,6 +26,7 @@ from loadtests.pacing import ARRIVALS
 from loadtests.profiles import PROFILES, ProfileParams, build_profile
 from loadtests.runner import RampConfig
 from loadtests.safety import loopback_only
+from loadtests.scenarios.base import ScenarioOptions
 from loadtests.thresholds import Threshold, load_thresholds
 
 if TYPE_CHECKING:
@@ -474,6 +475,116 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+# --- brink scenario ------------------------------------------------------------------------------
+
+
+def _scenario_list() -> str:
+    from loadtests.scenarios.registry import SUMMARIES
+
+    width = max(len(name) for name in SUMMARIES)
+    return "\n".join(f"  {name:<{width}}  {line}" for name, line in SUMMARIES.items())
+
+
+def _add_scenario(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "scenario",
+        help="run a named lesson (tipping, retry storm, metastable...) and give its verdict",
+        description="Start the native stack, run the named scenario and write its report\n"
+        "(scenario.json, summary.md, report.html). Exit 0 when the lesson showed,\n"
+        "1 when it did not, 3 when the run failed.\n\nscenarios:\n" + _scenario_list(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the scenario to run")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--quick", action="store_true", help="short stages (CI): rougher figures, same lesson"
+    )
+    parser.add_argument(
+        "--step-s", type=_positive(float), help="length of one stage, s (default: the scenario's)"
+    )
+    parser.add_argument("--seed", type=int, help="seed of the request mix")
+    parser.add_argument(
+        "--slo-ms",
+        type=_positive(float),
+        default=500.0,
+        help="latency SLO: slower successes are not goodput (%(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="Locust master with N worker processes (default: one process)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="run the scenario's trial N times where it repeats one (metastable) (%(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="KEY=VALUE",
+        type=setting,
+        action="append",
+        default=[],
+        help="setting for the stack, over the scenario's own, e.g. --set DB__POOL_MAX=4",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where reports go (default runs/<time>-scenario-<name>)"
+    )
+    parser.set_defaults(func=cmd_scenario)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
+    """The :class:`ScenarioOptions` that ``brink scenario`` arguments describe."""
+    return ScenarioOptions(
+        quick=args.quick,
+        step_s=args.step_s,
+        seed=args.seed,
+        slo_s=args.slo_ms / 1000,
+        workers=args.workers,
+        repeat=int(args.repeat),
+        settings=dict(args.settings),
+    )
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    """Run one scenario; the exit code is its verdict (see loadtests.exit_codes)."""
+    from loadtests.scenarios.registry import SCENARIOS
+
+    if args.list:
+        print(_scenario_list())
+        return ExitCode.OK
+    if args.name not in SCENARIOS:
+        what = "a scenario name is required" if args.name is None else f"unknown {args.name!r}"
+        print(f"brink scenario: {what}; choose one of:\n{_scenario_list()}", file=sys.stderr)
+        return ExitCode.USAGE
+    from loadtests.scenarios.runner import run_scenario  # matplotlib and friends: only now
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (args.out or Path("runs") / f"{stamp}-scenario-{args.name}").absolute()
+    with _stop_on_signals():
+        try:
+            _, code = run_scenario(args.name, scenario_options(args), out)
+        except _Stop as exc:
+            print(f"brink scenario: {exc} received, stopped", file=sys.stderr)
+            return ExitCode.RUN_FAILED
+    return code
+
+
 # --- dispatch ----------------------------------------------------------------------------------
 
 _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
@@ -481,6 +592,7 @@ _SUBCOMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     _add_ramp,
     _add_compare,
     _add_profiles,
+    _add_scenario,
 )
 
 

@@ -7,8 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.cli import build_parser, cmd_up, main, port, setting, stack_config
+from loadtests.cli import (
+    build_parser,
+    cmd_scenario,
+    cmd_up,
+    main,
+    port,
+    scenario_options,
+    setting,
+    stack_config,
+)
 from loadtests.native.stack import StackConfig
+from loadtests.scenarios.base import ScenarioOptions
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -140,3 +150,67 @@ def test_up_refuses_a_set_that_overrides_a_flag(capsys: pytest.CaptureFixture[st
     assert main(["up", "--set", "SERVER__PORT=1"]) == 1  # refused before anything starts
     err = capsys.readouterr().err
     assert "BRINK_SERVER__PORT" in err
+
+
+# --- brink scenario ------------------------------------------------------------------------------
+
+
+def test_scenario_defaults() -> None:
+    args = parse("scenario", "tipping-point")
+    options = scenario_options(args)
+
+    assert args.func is cmd_scenario
+    assert args.name == "tipping-point"
+    assert options == ScenarioOptions()
+    assert args.out is None
+    assert not args.list
+
+
+def test_scenario_flags_reach_the_options(tmp_path: Path) -> None:
+    args = parse(
+        "scenario", "metastable", "--quick", "--step-s", "7.5", "--seed", "3",
+        "--slo-ms", "250", "--workers", "2", "--repeat", "5",
+        "--set", "DB__POOL_MAX=4", "--set", "BRINK_DB__EXTRA_LATENCY_S=0.05",
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    options = scenario_options(args)
+
+    assert options == ScenarioOptions(
+        quick=True,
+        step_s=7.5,
+        seed=3,
+        slo_s=0.25,
+        workers=2,
+        repeat=5,
+        settings={"BRINK_DB__POOL_MAX": "4", "BRINK_DB__EXTRA_LATENCY_S": "0.05"},
+    )
+    assert args.out == tmp_path / "run"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scenario", "x", "--repeat", "0"],
+        ["scenario", "x", "--workers", "-1"],
+        ["scenario", "x", "--step-s", "0"],
+        ["scenario", "x", "--slo-ms", "abc"],
+        ["scenario", "x", "--set", "lower case=1"],
+    ],
+)
+def test_scenario_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "usage: brink scenario" in capsys.readouterr().err
+
+
+def test_scenario_help_lists_the_six_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "average-vs-peak", "tipping-point", "retry-storm", "hidden-pressure-point",
+        "fragile-vs-resilient", "metastable",
+    ):  # fmt: skip
+        assert f"\n  {name} " in out, name
+    for flag in ("--list", "--quick", "--step-s", "--seed", "--slo-ms", "--workers", "--repeat"):
+        assert flag in out
+    assert "--set" in out
+    assert "--out" in out

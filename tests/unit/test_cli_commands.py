@@ -80,3 +80,28 @@ def test_ramp_refuses_bad_plans_before_starting_anything(
     assert main(["ramp", "--run-dir", str(tmp_path / "run"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_scenario_list_names_each_scenario_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenario", "--list"]) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "average-vs-peak",
+        "tipping-point",
+        "retry-storm",
+        "hidden-pressure-point",
+        "fragile-vs-resilient",
+        "metastable",
+    ]
+
+
+@pytest.mark.parametrize(("argv", "message"), [([], "name is required"), (["nope"], "'nope'")])
+def test_scenario_refuses_a_missing_or_unknown_name_before_starting_anything(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["scenario", *argv, "--out", str(out)]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "fragile-vs-resilient" in err
+    assert not out.exists()

@@ -1,0 +1,6 @@
+"""``brink scenario``: short, named stories told with real load, each ending in a verdict.
+
+The framework is in :mod:`~loadtests.scenarios.base`, the list in
+:mod:`~loadtests.scenarios.registry`; nothing is imported here so that listing the scenarios
+stays cheap.
+"""

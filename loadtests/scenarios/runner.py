@@ -1,0 +1,120 @@
+"""``brink scenario NAME``, end to end: stack, scenario, reports, exit code.
+
+1. Start the native stack with what the scenario needs (its settings, then the operator's).
+2. Build the :class:`~loadtests.scenarios.base.ScenarioContext` and run the scenario.
+3. Write the reports (:mod:`loadtests.scenarios.report`) and stop the stack.
+4. Exit 0 when the lesson showed, 1 when it did not, 3 when the run itself failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx2
+
+from loadtests.exit_codes import ExitCode
+from loadtests.native.process import free_port
+from loadtests.native.stack import NativeStack, StackConfig, StackError
+from loadtests.probe import ProbeFailed
+from loadtests.scenarios.base import (
+    Say,
+    Scenario,
+    ScenarioContext,
+    ScenarioError,
+    ScenarioOptions,
+    ScenarioResult,
+    StackNeeds,
+)
+from loadtests.scenarios.registry import load
+from loadtests.scenarios.report import write_reports
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def stack_settings(needs: StackNeeds, options: ScenarioOptions) -> dict[str, str]:
+    """The scenario's own settings, overridden by the operator's ``--set``."""
+    return {**needs.settings, **options.settings}
+
+
+def stack_config(needs: StackNeeds, options: ScenarioOptions, run_dir: Path) -> StackConfig:
+    """Free ports on loopback, the merged settings, logs under ``run_dir/stack``."""
+    return StackConfig(
+        service_port=free_port(),
+        slow_api_port=free_port(),
+        pg_port=free_port(),
+        extra_env=stack_settings(needs, options),
+        run_dir=run_dir / "stack",
+        pg_exporter_port=free_port() if needs.pg_exporter else None,
+    )
+
+
+def run_failure(result: ScenarioResult) -> str | None:
+    """Why the run itself failed (no verdict on the service), or None."""
+    if not result.phases:
+        return "the scenario ran no phase"
+    for phase in result.phases:
+        if not phase.stages:
+            return f"phase {phase.name}: the load generator produced no stage"
+        if (phase.aborted or "").startswith("watchdog"):
+            return f"phase {phase.name}: {phase.aborted}"
+    return None
+
+
+def exit_code(result: ScenarioResult) -> ExitCode:
+    """3 when the run failed, else 0 when the verdict passed and 1 when the lesson did not show."""
+    if run_failure(result) is not None:
+        return ExitCode.RUN_FAILED
+    return ExitCode.OK if result.verdict.passed else ExitCode.THRESHOLDS_BREACHED
+
+
+def run_scenario(
+    name: str,
+    options: ScenarioOptions,
+    run_dir: Path,
+    say: Say = _say,
+    scenario: Scenario | None = None,
+) -> tuple[ScenarioResult | None, ExitCode]:
+    """Run the scenario ``name`` on a fresh native stack; returns its result and exit code."""
+    scenario = scenario or load(name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with ExitStack() as cleanup:
+        try:
+            stack = NativeStack(stack_config(scenario.needs, options, run_dir))
+            say(f"scenario {scenario.name}: {scenario.description}")
+            say("starting the native stack (Postgres, slow API, demo service)")
+            stack.start()
+            cleanup.callback(stack.stop)
+            ctx = ScenarioContext(run_dir, options, stack=stack, say=say)
+            result = scenario.run(ctx)
+        except (
+            StackError,
+            ProbeFailed,
+            ScenarioError,
+            httpx2.HTTPError,
+            OSError,
+            ValueError,
+        ) as exc:
+            say(f"brink scenario: {exc}; logs in {run_dir}")
+            return None, ExitCode.RUN_FAILED
+    code = exit_code(result)
+    settings: Mapping[str, str] = stack_settings(scenario.needs, options)
+    paths = write_reports(result, run_dir, options, settings, int(code))
+    failure = run_failure(result)
+    if failure is not None:
+        say(f"brink scenario: run failed: {failure}")
+    verdict = result.verdict
+    say(f"verdict: {verdict.label.upper()} — {verdict.headline}")
+    for key, value in verdict.figures.items():
+        say(f"  {key} = {value:.4g}")
+    say(
+        f"{code.name} (exit {int(code)}) after {time.monotonic() - started:.0f} s; "
+        f"reports: {paths.get('html', run_dir)}"
+    )
+    return result, code
