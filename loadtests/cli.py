@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from loadtests.client_retry import POLICIES
 from loadtests.compare import Tolerances, compare
 from loadtests.exit_codes import ExitCode
+from loadtests.faults.spec import FaultSchedule, FaultStep, parse_step
 from loadtests.mix import parse_weights
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import summary_from_report
@@ -109,7 +111,7 @@ def _add_up(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="Locust master with N worker processes (default: one process)",
@@ -217,11 +219,36 @@ def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
         return value
 
     return parse
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _mix(text: str) -> str:
+    try:
+        parse_weights(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _fault(text: str) -> FaultStep:
+    try:
+        return parse_step(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_ramp(subparsers: Subparsers) -> None:
@@ -232,7 +259,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
         description="Start the native stack (or use --target), probe each route, run a load "
         "profile through Locust, find the knee and compare it with the capacity model; write "
         "reports and exit with a verdict (0 ok, 1 thresholds breached, 3 run failed, "
-        "4 goodput collapsed at or below the peak).",
+        "4 goodput collapsed at or below the peak, 6 the order ledger did not hold).",
     )
     parser.add_argument(
         "--profile",
@@ -270,7 +297,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
         default=defaults.timeout_s,
         help="client timeout, s (%(default)s)",
     )
-    parser.add_argument("--mix", default=defaults.mix, help="request mix (%(default)s)")
+    parser.add_argument("--mix", type=_mix, default=defaults.mix, help="request mix (%(default)s)")
     parser.add_argument(
         "--arrivals",
         choices=ARRIVALS,
@@ -285,10 +312,21 @@ def _add_ramp(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_non_negative_int,
         default=0,
         metavar="N",
         help="Locust master with N worker processes (default: one process)",
+    )
+    parser.add_argument(
+        "--fault",
+        dest="faults",
+        action="append",
+        default=[],
+        metavar="STEP",
+        type=_fault,
+        help="a fault during the load, timed from the generator's start, e.g. "
+        "'at 30s set slow_api.extra_latency_s=0.2 for 10s' or 'at 40s postgres.restart' "
+        "(repeatable; every knob and process fault: docs/faults.md)",
     )
     parser.add_argument(
         "--threshold",
@@ -370,6 +408,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         thresholds = list(args.thresholds)
         if args.thresholds_file:
             thresholds += load_thresholds(args.thresholds_file)
+        faults = FaultSchedule(tuple(args.faults)) if args.faults else None
         target = loopback_only(args.target, args.allow_remote) if args.target else None
         slow_api = loopback_only(args.slow_api, args.allow_remote) if args.slow_api else None
     except (ValueError, OSError) as exc:
@@ -386,6 +425,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         settings=dict(args.settings),
         thresholds=thresholds,
         probe=not args.no_probe,
+        faults=faults,
     )
     with _stop_on_signals():
         try:
@@ -411,19 +451,19 @@ def _add_compare(subparsers: Subparsers) -> None:
     parser.add_argument("current", type=Path, help="current run folder or report.json")
     parser.add_argument(
         "--knee-drop",
-        type=float,
+        type=_non_negative,
         default=defaults.knee_drop,
         help="allowed relative drop of the knee (%(default)s)",
     )
     parser.add_argument(
         "--p95-rise",
-        type=float,
+        type=_non_negative,
         default=defaults.p95_rise,
         help="allowed relative rise of p95 at average (%(default)s)",
     )
     parser.add_argument(
         "--error-rate-rise",
-        type=float,
+        type=_non_negative,
         default=defaults.error_rate_rise,
         help="allowed absolute rise of the error rate at average (%(default)s)",
     )
