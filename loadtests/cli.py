@@ -66,6 +66,38 @@ def setting(text: str) -> tuple[str, str]:
 # --- brink up ----------------------------------------------------------------------------------
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _add_workers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="Locust master with N worker processes (default: one process)",
+    )
+
+
+def _add_settings(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        metavar="KEY=VALUE",
+        type=setting,
+        action="append",
+        default=[],
+        help=help,
+    )
+
+
 def _add_up(subparsers: Subparsers) -> None:
     defaults = StackConfig()
     parser = subparsers.add_parser(
@@ -94,28 +126,14 @@ def _add_up(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--run-dir", type=Path, default=defaults.run_dir, help="logs and admin token (%(default)s)"
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        metavar="KEY=VALUE",
-        type=setting,
-        action="append",
-        default=[],
-        help="extra setting as BRINK_KEY for both processes, e.g. --set DB__POOL_MAX=10",
-    )
+    _add_settings(parser, "extra BRINK_KEY setting for every process, e.g. --set DB__POOL_MAX=10")
     parser.add_argument("--no-locust", action="store_true", help="do not start Locust's web UI")
     parser.add_argument(
         "--no-prometheus",
         action="store_true",
         help="do not start Prometheus and the Postgres exporter",
     )
-    parser.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="Locust master with N worker processes (default: one process)",
-    )
+    _add_workers(parser)
     parser.set_defaults(func=cmd_up)
 
 
@@ -310,13 +328,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
         default=defaults.client_retries,
         help="the generator's own retries: none, naive (at once) or budgeted",
     )
-    parser.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="Locust master with N worker processes (default: one process)",
-    )
+    _add_workers(parser)
     parser.add_argument(
         "--fault",
         dest="faults",
@@ -348,15 +360,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--run-dir", type=Path, help="where reports go (default runs/<time>-<profile>)"
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        metavar="KEY=VALUE",
-        type=setting,
-        action="append",
-        default=[],
-        help="setting for the stack brink starts, e.g. --set DB__POOL_MAX=10",
-    )
+    _add_settings(parser, "setting for the stack brink starts, e.g. --set DB__POOL_MAX=10")
     parser.add_argument("--no-probe", action="store_true", help="skip the capacity probe")
     parser.add_argument(
         "--no-abort", action="store_true", help="run the whole profile even after a collapse"
@@ -549,13 +553,7 @@ def _add_scenario(subparsers: Subparsers) -> None:
         default=500.0,
         help="latency SLO: slower successes are not goodput (%(default)s)",
     )
-    parser.add_argument(
-        "--workers",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="Locust master with N worker processes (default: one process)",
-    )
+    _add_workers(parser)
     parser.add_argument(
         "--repeat",
         type=_positive(int),
@@ -563,29 +561,11 @@ def _add_scenario(subparsers: Subparsers) -> None:
         metavar="N",
         help="run the scenario's trial N times where it repeats one (metastable) (%(default)s)",
     )
-    parser.add_argument(
-        "--set",
-        dest="settings",
-        metavar="KEY=VALUE",
-        type=setting,
-        action="append",
-        default=[],
-        help="setting for the stack, over the scenario's own, e.g. --set DB__POOL_MAX=4",
-    )
+    _add_settings(parser, "stack setting over the scenario's own, e.g. --set DB__POOL_MAX=4")
     parser.add_argument(
         "--out", type=Path, help="where reports go (default runs/<time>-scenario-<name>)"
     )
     parser.set_defaults(func=cmd_scenario)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
 
 
 def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
