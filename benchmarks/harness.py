@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Measure brink's load harness on 127.0.0.1: (a) the generator's max offered rate "
             "vs the default knee, (b) predicted vs measured knee over pool sizes and DB holds, "
-            "(c) the wall time of a quick ramp. Defaults take about 9-10 minutes."
+            "(c) the wall time of a quick ramp. Defaults take about 10 minutes."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="(b) pool sizes and DB holds, e.g. 4/40",
     )
     add("--knee-step-s", type=positive(float), default=5.0, help="(b) seconds per step")
+    add(
+        "--knee-start",
+        type=positive(float),
+        default=0.5,
+        help="(b) first stage as a share of pool/hold (of the probe's prediction if CPU-bound)",
+    )
     add("--arrivals", choices=ARRIVALS, default="even", help="(b) gaps between arrivals")
     add("--quick-repeats", type=positive(int), default=3, help="(c) how many quick ramps")
     add("--run-dir", type=Path, help="run folders; None: a new temp dir")
@@ -125,7 +131,10 @@ def _part(
         _part_a(args, report, run_dir, say)
     elif part == "b":
         plan = KneePlan(
-            step_s=args.knee_step_s, arrivals=args.arrivals, order_cpu_s=report.order_cpu_s
+            step_s=args.knee_step_s,
+            start_share=args.knee_start,
+            arrivals=args.arrivals,
+            order_cpu_s=report.order_cpu_s,
         )
         configs = [PoolConfig.parse(text) for text in args.configs]
         report.knees.extend(run_knees(configs, plan, run_dir, say))
@@ -144,6 +153,7 @@ def _config(args: argparse.Namespace, run_dir: Path) -> dict[str, object]:
         "default_step_s": args.default_step_s,
         "configs": args.configs,
         "knee_step_s": args.knee_step_s,
+        "knee_start": args.knee_start,
         "arrivals": args.arrivals,
         "quick_repeats": args.quick_repeats,
         "run_dir": str(run_dir),

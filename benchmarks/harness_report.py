@@ -145,10 +145,12 @@ def _knee_lines(report: HarnessReport) -> list[str]:
     if not report.knees:
         return []
     first = report.knees[0].ramp
+    start = float(report.config.get("knee_start", 0.5))
     lines = [
         f"(b) predicted vs measured knee: mix {first['mix']}, SLO {first['slo_s'] * 1000:g} ms,"
-        f" {first['arrivals']} arrivals, breakpoint from 0.5 x pool/hold in 5% steps of"
-        f" {first['step_s']:g} s (CPU-bound: x the probe's prediction); one run_job each",
+        f" {first['arrivals']} arrivals, breakpoint from {start:g} x pool/hold in"
+        f" {start / 10:.0%} steps of {first['step_s']:g} s (CPU-bound: x the probe's"
+        " prediction); one run_job each",
         *_KNEE_HEADER,
     ]
     lines += [_knee_row(r, r.label.removeprefix("(b) ")) for r in report.knees]

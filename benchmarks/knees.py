@@ -7,17 +7,20 @@ and, since brink adds 10% of the peak per step and the peak is that same first r
 5% of it; the ceiling (3 x peak) is 1.5 x. When pool / hold is above what the service's single
 worker can serve (1 / CPU per order from the default probe, else :data:`CPU_BOUND_RPS`), no
 formula gives the knee: the stack is probed first and the ramp derived from the prediction.
+Each row notes the probe's order hold at rest and in its loaded stage (from the ramp's report).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.probed import probe_then_ramp
 from benchmarks.ramps import RampRow, stage_rates, timed_ramp
+from loadtests.capacity import Capacities, RouteDemand, predict
 from loadtests.mix import Mix, parse_weights
 from loadtests.profiles import DEFAULT_RPS_CAP
 from loadtests.ramp import RampJob
@@ -113,6 +116,7 @@ def run_knees(
             row = replace(
                 row, notes=("CPU-bound: ramp from a probe's prediction, not pool / hold",)
             )
+            run_dir = run_dir / "ramp"
         else:
             ramp = plan.ramp(config.theoretical_rps)
             rates = stage_rates(ramp)
@@ -122,4 +126,29 @@ def run_knees(
             )
             job = RampJob(config=ramp, run_dir=run_dir, settings=config.settings())
             row = timed_ramp(label, job, say)
-        yield row
+        yield replace(row, notes=(*row.notes, *probe_notes(run_dir / "report.json")))
+
+
+def probe_notes(report: Path) -> tuple[str, ...]:
+    """The probe's order hold at rest and in its loaded stage, from the ramp's ``report.json``,
+    and what the model would have predicted from the hold at rest alone (for an A/B of the two
+    on the same run). The row's ``hold`` is the model's hold at saturation, fitted through both.
+    """
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return ()
+    probe, knee = data.get("probe") or {}, (data.get("summary") or {}).get("knee_rps")
+    loaded = probe.get("loaded")
+    at_rest = [d["db_hold_s"] for d in probe.get("demands", []) if d["route"] == "/orders"]
+    if not at_rest or not loaded or "/orders" not in loaded["db_hold_s"]:
+        return ()
+    demands = [RouteDemand(**{**d, "db_hold_growth_s": 0.0}) for d in probe["demands"]]
+    rest_rps = predict(demands, Capacities(**probe["capacities"])).saturation_rps
+    error = "" if knee is None else f", knee {(knee - rest_rps) / rest_rps:+.1%} from it"
+    return (
+        f"probe: hold {at_rest[0] * 1e3:.2f} ms at rest, {loaded['db_hold_s']['/orders'] * 1e3:.2f}"
+        f" ms at {loaded['rate_rps']:.0f} req/s (loop {loaded['loop_utilisation']:.0%} by the"
+        f" model, {loaded['service_cores']:.2f} cores measured); the hold at rest alone predicts"
+        f" {rest_rps:.0f} req/s{error}",
+    )

@@ -1,6 +1,7 @@
 """The capacity model: which limited resource saturates first, and at what rate.
 
-Pure arithmetic over demands measured in a low-load probe; no clock, no I/O.
+Pure arithmetic over demands measured by the probe (:mod:`loadtests.probe`: at rest, then at a
+moderate load); no clock, no I/O.
 
 In plain words:
 
@@ -20,6 +21,44 @@ Use *measured* hold times: ``SELECT pg_sleep(0.02)`` holds a connection 20.6 ms,
 saturates at 193 req/s, not 200 (FIELD-NOTES). Latency starts to rise near 88% utilisation of the
 bottleneck (:data:`ONSET_UTILISATION`); past ``X`` throughput is flat and latency grows as
 in-flight / capacity. A measured knee (SLO-bound) therefore sits slightly below ``X``.
+
+**The hold under load.** A hold measured at rest is too short at saturation: the service is one
+event loop, and every ``await`` inside the transaction (BEGIN, each statement, COMMIT, the
+pool's reset on release) resumes only when the loop gets round to it. The busier the loop, the
+later. Seen with pool 8 and a 30 ms ``pg_sleep``: 32.8 ms at rest, 49.3 ms at the knee, and the
+knee 35% below a model that used the hold at rest. So the hold is modelled as a function of the
+loop's utilisation ``rho``::
+
+    hold(rho) = hold_at_rest + growth x rho / (1 - rho)
+
+``rho / (1 - rho)`` is how a single server's queueing delay grows with its utilisation (M/G/1:
+the wait is ``rho / (1 - rho)`` times the mean residual work), and the loop is a single server
+whose ready callbacks queue behind each other; ``growth`` lumps together the number of awaits
+and the size of the callbacks ahead of each. It is not derived but *measured*: the probe runs
+the mix once more at an open-model rate of 0.7 x the at-rest prediction and
+:func:`fit_hold_growth` puts the curve through the at-rest and the loaded hold. Why 0.7: at low
+``rho`` the curve is nearly a straight line, so the prediction is about ``hold_at_rest +
+(loaded - at rest) x saturation / stage rate``, and the noise of one short measurement grows by
+that ratio: about 2x from a stage at half the saturation (seen: +/-11% on the prediction), about
+1.4x from 0.7. Closer still, a box busier than the probe thought would put the stage past the
+real saturation. Whatever else
+stretches the hold under load on this box (Postgres and the load generator sharing the cores,
+row-lock waits on hot items) is in that measurement too, and is extrapolated along the same curve.
+What no probe can know is a box that gets busier *after* it: then the knee falls short anyway,
+and the ramp's own hold at the knee shows by how much.
+
+The loop's utilisation at a throughput ``X`` is ``X x D_cpu / cpu_cores`` (the CPU resource's
+own utilisation, ``cpu_cores`` = 1: one loop), so the pool's limit solves a fixed point:
+``X = pool / hold(X x D_cpu)`` (:func:`loaded_pool_limit`). The left side rises with ``X`` and
+the right side falls, so there is exactly one solution, below both ``pool / hold_at_rest`` and
+the CPU's limit; bisection finds it. With ``growth = 0`` (no loaded stage) this is the plain
+``pool / hold_at_rest``.
+
+The stretch is applied only when the pool is the bottleneck at rest (``pool / hold_at_rest`` below
+the CPU's ``cores / D_cpu``). When the CPU runs out first, the loop's own saturation is the knee,
+and the CPU's demand at rest already predicted it (pool 16 / 5 ms: 550 predicted, 540 measured);
+there the fixed point would sit where ``rho / (1 - rho)`` explodes (``rho`` near 1), the least
+trustworthy part of the curve, and rename a CPU-bound service DB-bound.
 """
 
 from __future__ import annotations
@@ -32,6 +71,7 @@ ONSET_UTILISATION = 0.88
 """Bottleneck utilisation where latency was seen to start rising (FIELD-NOTES)."""
 
 _SHARE_TOLERANCE = 1e-6
+_BISECTION_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -47,11 +87,15 @@ class RouteDemand:
     """Seconds an external-API connection is held per request (0 if the route never calls it)."""
     cpu_s: float
     """Service CPU seconds per request."""
+    db_hold_growth_s: float = 0.0
+    """How the DB hold stretches with the event loop's utilisation ``rho``: the hold is
+    ``db_hold_s + db_hold_growth_s x rho / (1 - rho)`` (:func:`fit_hold_growth`); 0: not
+    measured, the hold at rest is used as is."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.share <= 1.0:
             raise ValueError(f"route {self.route!r}: share must be in [0, 1], got {self.share}")
-        for name in ("db_hold_s", "external_s", "cpu_s"):
+        for name in ("db_hold_s", "external_s", "cpu_s", "db_hold_growth_s"):
             value = getattr(self, name)
             if not (value >= 0.0 and math.isfinite(value)):
                 raise ValueError(f"route {self.route!r}: {name} must be >= 0, got {value}")
@@ -90,12 +134,22 @@ class ResourceLimit:
     demand: float
     demand_unit: str
     max_rps: float
+    at_rest_demand: float | None = None
+    """The demand measured at rest, when ``demand`` is that stretched to saturation (DB pool)."""
+    loop_utilisation: float | None = None
+    """The event loop's utilisation at ``max_rps``, which stretched ``at_rest_demand``."""
 
     def explain(self) -> str:
         """E.g. ``db_pool: 5 connections / 0.0206 s per request = 243 req/s``."""
+        stretched = ""
+        if self.at_rest_demand is not None and self.loop_utilisation is not None:
+            stretched = (
+                f" ({self.at_rest_demand:.4g} at rest + event-loop wait at"
+                f" {self.loop_utilisation:.0%} loop use)"
+            )
         return (
             f"{self.name}: {self.capacity:g} {self.capacity_unit} / {self.demand:.4g} "
-            f"{self.demand_unit} per request = {self.max_rps:.0f} req/s"
+            f"{self.demand_unit} per request{stretched} = {self.max_rps:.0f} req/s"
         )
 
 
@@ -104,7 +158,8 @@ class Prediction:
     """What the model predicts: every resource's limit and the bottleneck among them."""
 
     resources: tuple[ResourceLimit, ...]
-    """In a fixed order: db_pool, external_pool, cpu, external_api (those with demand)."""
+    """In a fixed order: db_pool, external_pool, cpu, external_api (those with demand). The
+    DB pool's demand is its hold at the loop utilisation it saturates at (module docstring)."""
 
     @property
     def limiting(self) -> ResourceLimit:
@@ -161,25 +216,83 @@ def predict(demands: Sequence[RouteDemand], capacities: Capacities) -> Predictio
         return math.fsum(d.share * v for d, v in zip(demands, per_route, strict=True))
 
     db = weighted([d.db_hold_s for d in demands])
+    growth = weighted([d.db_hold_growth_s for d in demands])
     ext = weighted([d.external_s for d in demands])
     cpu = weighted([d.cpu_s for d in demands])
     calls = weighted([1.0 if d.external_s > 0 else 0.0 for d in demands])
     pool, ext_pool = float(capacities.pool_size), float(capacities.external_connections)
+    cores = capacities.cpu_cores
     candidates = [
-        ("db_pool", pool, _plural(pool, "connection"), db, "s"),
         ("external_pool", ext_pool, _plural(ext_pool, "connection"), ext, "s"),
-        ("cpu", capacities.cpu_cores, _plural(capacities.cpu_cores, "core"), cpu, "CPU s"),
+        ("cpu", cores, _plural(cores, "core"), cpu, "CPU s"),
     ]
     if capacities.external_api_rps is not None:
         candidates.append(("external_api", capacities.external_api_rps, "calls/s", calls, "calls"))
-    resources = tuple(
+    resources = [
         ResourceLimit(name, cap, cap_unit, demand, demand_unit, cap / demand)
         for name, cap, cap_unit, demand, demand_unit in candidates
         if demand > 0
-    )
+    ]
+    if db > 0:
+        # Stretch the hold only where the pool runs out first at rest: see the module docstring.
+        db_bound = cpu <= 0 or pool / db < cores / cpu
+        resources.insert(0, _db_pool(pool, db, growth if db_bound else 0.0, cpu / cores))
     if not resources:
         raise ValueError("the mix puts no demand on any resource: nothing limits throughput")
-    return Prediction(resources)
+    return Prediction(tuple(resources))
+
+
+def _db_pool(pool: float, hold_s: float, growth_s: float, loop_s: float) -> ResourceLimit:
+    unit = _plural(pool, "connection")
+    if growth_s <= 0 or loop_s <= 0:
+        return ResourceLimit("db_pool", pool, unit, hold_s, "s", pool / hold_s)
+    rps = loaded_pool_limit(pool, hold_s, growth_s, loop_s)
+    rho = rps * loop_s
+    return ResourceLimit(
+        "db_pool", pool, unit, pool / rps, "s", rps, at_rest_demand=hold_s, loop_utilisation=rho
+    )
+
+
+def loop_wait_factor(utilisation: float) -> float:
+    """``rho / (1 - rho)``: how a single server's queueing delay grows with its utilisation."""
+    if not 0.0 <= utilisation < 1.0:
+        raise ValueError(f"loop utilisation must be in [0, 1), got {utilisation}")
+    return utilisation / (1.0 - utilisation)
+
+
+def loaded_hold(hold_s: float, growth_s: float, utilisation: float) -> float:
+    """The DB hold when the event loop is ``utilisation`` busy (see the module docstring)."""
+    return hold_s + growth_s * loop_wait_factor(utilisation)
+
+
+def fit_hold_growth(hold_at_rest_s: float, loaded_hold_s: float, utilisation: float) -> float:
+    """The ``growth`` that puts ``hold(rho)`` through a hold measured at loop utilisation ``rho``.
+
+    A loaded hold shorter than the one at rest (noise) gives 0, not a negative growth: the hold
+    never shrinks with load.
+    """
+    if not 0.0 < utilisation < 1.0:
+        raise ValueError(f"the loaded stage's loop use must be in (0, 1), got {utilisation}")
+    return max(0.0, loaded_hold_s - hold_at_rest_s) / loop_wait_factor(utilisation)
+
+
+def loaded_pool_limit(pool: float, hold_s: float, growth_s: float, loop_s: float) -> float:
+    """The throughput ``X`` where ``X x hold(X x loop_s) = pool``: the pool full at its loaded hold.
+
+    ``loop_s`` is the event loop's seconds per request (CPU per request / cores). ``X x hold``
+    rises from 0 to infinity as ``X`` goes from 0 to ``1 / loop_s`` (the loop full), so the
+    root is unique and bisection over that interval (capped at ``pool / hold_s``) finds it.
+    """
+    if min(pool, hold_s, loop_s) <= 0 or growth_s < 0:
+        raise ValueError("pool, hold and loop time must be > 0 and growth >= 0")
+    low, high = 0.0, min(pool / hold_s, 1.0 / loop_s)
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        if middle * loop_s < 1.0 and middle * loaded_hold(hold_s, growth_s, middle * loop_s) < pool:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 @dataclass(frozen=True)

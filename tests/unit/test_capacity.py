@@ -9,6 +9,10 @@ from loadtests.capacity import (
     Capacities,
     RouteDemand,
     compare_knee,
+    fit_hold_growth,
+    loaded_hold,
+    loaded_pool_limit,
+    loop_wait_factor,
     predict,
 )
 
@@ -132,6 +136,7 @@ def test_duplicate_routes_are_refused() -> None:
         ({"db_hold_s": -0.01}, "db_hold_s must be >= 0"),
         ({"cpu_s": float("nan")}, "cpu_s must be >= 0"),
         ({"external_s": float("inf")}, "external_s must be >= 0"),
+        ({"db_hold_growth_s": -0.001}, "db_hold_growth_s must be >= 0"),
     ],
 )
 def test_route_demand_is_validated(changes: dict[str, float], message: str) -> None:
@@ -162,3 +167,105 @@ def test_compare_knee() -> None:
     assert check.within(0.05)
     assert not check.within(0.01)
     assert compare_knee(prediction, 250).error_ratio > 0
+
+
+# The hold under load: hold(rho) = at rest + growth x rho / (1 - rho), rho = X x CPU per request.
+
+
+@pytest.mark.parametrize(("rho", "factor"), [(0.0, 0.0), (0.2, 0.25), (0.5, 1.0), (0.75, 3.0)])
+def test_loop_wait_grows_like_a_single_servers_queue(rho: float, factor: float) -> None:
+    assert loop_wait_factor(rho) == pytest.approx(factor)
+
+
+@pytest.mark.parametrize("rho", [-0.1, 1.0, 1.5])
+def test_loop_wait_needs_a_loop_that_is_not_full(rho: float) -> None:
+    with pytest.raises(ValueError, match="loop utilisation"):
+        loop_wait_factor(rho)
+
+
+@pytest.mark.parametrize("growth_ms", [0.0, 1.0, 8.0, 40.0])
+@pytest.mark.parametrize("rho", [0.1, 0.3, 0.6])
+def test_the_fit_recovers_the_growth_that_made_the_loaded_hold(
+    growth_ms: float, rho: float
+) -> None:
+    loaded = loaded_hold(0.0328, growth_ms / 1000, rho)
+    assert fit_hold_growth(0.0328, loaded, rho) == pytest.approx(growth_ms / 1000)
+
+
+def test_a_loaded_hold_below_the_one_at_rest_fits_no_growth() -> None:
+    assert fit_hold_growth(0.0140, 0.0131, 0.3) == 0.0
+
+
+@pytest.mark.parametrize("rho", [0.0, 1.0])
+def test_the_fit_needs_a_loaded_stage_that_used_the_loop(rho: float) -> None:
+    with pytest.raises(ValueError, match="loop use"):
+        fit_hold_growth(0.01, 0.012, rho)
+
+
+@pytest.mark.parametrize("pool", [2, 4, 8, 16, 20])
+@pytest.mark.parametrize(("hold_ms", "growth_ms"), [(5.0, 1.0), (10.0, 6.0), (32.8, 20.0)])
+def test_the_pool_limit_is_the_fixed_point_of_pool_over_loaded_hold(
+    pool: int, hold_ms: float, growth_ms: float
+) -> None:
+    hold, growth, loop = hold_ms / 1000, growth_ms / 1000, 0.0018
+    rps = loaded_pool_limit(pool, hold, growth, loop)
+    assert rps * loaded_hold(hold, growth, rps * loop) == pytest.approx(pool, rel=1e-6)
+    assert rps < pool / hold
+    assert rps * loop < 1.0
+
+
+def test_the_pool_limit_falls_as_the_hold_grows_or_the_loop_slows() -> None:
+    limits = [loaded_pool_limit(8, 0.0328, growth, 0.0018) for growth in (0.0, 0.005, 0.02, 0.08)]
+    assert limits[0] == pytest.approx(8 / 0.0328)
+    assert limits == sorted(limits, reverse=True)
+    assert len(set(limits)) == 4
+    slower = [loaded_pool_limit(8, 0.0328, 0.02, loop) for loop in (0.001, 0.002, 0.004)]
+    assert slower == sorted(slower, reverse=True)
+
+
+def test_the_pool_limit_refuses_a_meaningless_input() -> None:
+    with pytest.raises(ValueError, match="must be > 0"):
+        loaded_pool_limit(4, 0.0, 0.01, 0.002)
+
+
+def _order(hold_s: float, growth_s: float, cpu_s: float = 0.0018) -> list[RouteDemand]:
+    return [RouteDemand("/orders", 1.0, hold_s, 0.0, cpu_s, db_hold_growth_s=growth_s)]
+
+
+def test_predict_uses_the_hold_at_the_loop_use_it_saturates_at() -> None:
+    # The 8 / 30 ms case: 32.8 ms at rest; a hold measured at 49.3 ms under ~29% loop use.
+    growth = fit_hold_growth(0.0328, 0.0493, 160 * 0.0018)
+    prediction = predict(_order(0.0328, growth), Capacities(8, external_connections=10))
+    pool = prediction.limiting
+    assert prediction.bottleneck == "db_pool"
+    assert prediction.saturation_rps < 8 / 0.0328 * 0.75  # well below the at-rest 244 req/s
+    assert pool.at_rest_demand == pytest.approx(0.0328)
+    assert pool.demand == pytest.approx(8 / prediction.saturation_rps)
+    assert pool.loop_utilisation == pytest.approx(prediction.saturation_rps * 0.0018)
+    assert prediction.utilisation_at(prediction.saturation_rps)["db_pool"] == pytest.approx(1.0)
+    assert "(0.0328 at rest + event-loop wait at " in pool.explain()
+
+
+def test_without_growth_the_prediction_is_the_hold_at_rest() -> None:
+    prediction = predict(_order(0.0328, 0.0), Capacities(8, external_connections=10))
+    assert prediction.saturation_rps == pytest.approx(8 / 0.0328)
+    assert prediction.limiting.at_rest_demand is None
+    assert "at rest" not in prediction.explanation
+
+
+def test_a_cpu_bound_mix_keeps_its_cpu_limit_despite_a_growing_hold() -> None:
+    # Pool 16 / 5 ms: the pool allows 2,460 req/s at rest, the loop 556: the CPU is the knee.
+    prediction = predict(_order(0.0065, 0.004), Capacities(16, external_connections=10))
+    assert prediction.bottleneck == "cpu"
+    assert prediction.saturation_rps == pytest.approx(1 / 0.0018)
+    assert prediction.resources[0].max_rps == pytest.approx(16 / 0.0065)
+
+
+def test_the_mix_weights_each_routes_growth() -> None:
+    demands = [
+        RouteDemand("/items/{item_id}", 0.5, 0.002, 0.0, 0.001, db_hold_growth_s=0.001),
+        RouteDemand("/orders", 0.5, 0.030, 0.0, 0.002, db_hold_growth_s=0.011),
+    ]
+    prediction = predict(demands, Capacities(4, external_connections=10))
+    # Mix: 16 ms at rest, 6 ms growth, 1.5 ms of loop per request.
+    assert prediction.saturation_rps == pytest.approx(loaded_pool_limit(4, 0.016, 0.006, 0.0015))
