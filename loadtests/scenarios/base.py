@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ import httpx2
 
 from loadtests.capacity import Prediction, predict
 from loadtests.mix import Mix, parse_weights
-from loadtests.native.stack import ADMIN_TOKEN_ENV
 from loadtests.probe import probe
 from loadtests.runner import RampConfig, run_ramp
 from loadtests.samples import StageSample
@@ -182,10 +180,8 @@ class Scenario(Protocol):
 
 
 def read_token(stack: NativeStack) -> str | None:
-    """The admin token the stack's processes got: generated file, extra_env or our env."""
-    if stack.admin_token_file is not None and stack.admin_token_file.exists():
-        return stack.admin_token_file.read_text().strip()
-    return stack.config.extra_env.get(ADMIN_TOKEN_ENV) or os.environ.get(ADMIN_TOKEN_ENV)
+    """The admin token the stack's processes got: generated, from extra_env or our env."""
+    return stack.admin_token
 
 
 class ScenarioContext:

@@ -51,6 +51,7 @@ def stack_config(needs: StackNeeds, options: ScenarioOptions, run_dir: Path) -> 
         extra_env=stack_settings(needs, options),
         run_dir=run_dir / "stack",
         pg_exporter_port=free_port() if needs.pg_exporter else None,
+        write_token_file=False,  # the run folder is a report: no secret in it
     )
 
 
