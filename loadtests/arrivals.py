@@ -60,6 +60,7 @@ class ArrivalEngine:
         self.retry = retry or ClientRetry("none")
         self.series = series
         self.rng = random.Random(seed)
+        self.timeout_s = timeout_s
         self.rate_per_dispatcher = 0.0
         self._greenlets = gevent.pool.Pool(max_in_flight)
         # One client pool for the whole process; its timeouts bound every request (a custom
@@ -67,8 +68,15 @@ class ArrivalEngine:
         clients = HTTPClientPool(
             concurrency=max_in_flight, network_timeout=timeout_s, connection_timeout=timeout_s
         )
+        # max_retries=0: geventhttpclient's UserAgent would otherwise re-send a GET up to three
+        # times on a timeout or a broken connection, unseen — every retry must be the client
+        # retry policy's, counted, or "--client-retries none" would quietly be "naive".
         self.session = FastHttpSession(
-            base_url, request_event=environment.events.request, user=None, client_pool=clients
+            base_url,
+            request_event=environment.events.request,
+            user=None,
+            client_pool=clients,
+            max_retries=0,
         )
 
     @property
@@ -106,7 +114,25 @@ class ArrivalEngine:
         self.series.completion(started, time.perf_counter() - clock, kind)
 
     def _attempt(self, spec: RequestSpec) -> tuple[str | None, int, Any]:
-        """Send ``spec`` once; returns what went wrong (None if nothing did), status, body."""
+        """Send ``spec`` once, within the client timeout; returns what went wrong (None if
+        nothing did), status, body.
+
+        The client pool's timeouts bound each socket operation, not the request: an answer
+        that trickles in, or a pool that quietly re-sends on closed keep-alive connections,
+        could outlast them many times over. A ``TimeoutError`` at the deadline looks to
+        geventhttpclient like a socket timeout (it releases the connection) and to Locust like
+        any failed request, so the attempt ends as a ``timeout`` on time.
+        """
+        deadline = gevent.Timeout(
+            self.timeout_s, TimeoutError(f"timed out after {self.timeout_s:g} s")
+        )
+        try:
+            with deadline:
+                return self._attempt_once(spec)
+        except TimeoutError:  # the deadline passed in our own code, after the request
+            return "timeout", 0, None
+
+    def _attempt_once(self, spec: RequestSpec) -> tuple[str | None, int, Any]:
         with self.session.request(
             spec.method,
             spec.path,
