@@ -25,6 +25,7 @@ from demo_service.metrics import ServiceMetrics
 from demo_service.orders import Holds
 from demo_service.resilience.shedding import DEFAULT_EXEMPT
 from demo_service.settings import DatabaseSettings
+from demo_service.validation import NumbersAreNotBooleans
 
 
 def _knob(default: float, target: str, unit: str, meaning: str, *, ge: float, le: float) -> Any:
@@ -90,7 +91,7 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-class FaultsUpdate(BaseModel):
+class FaultsUpdate(NumbersAreNotBooleans):
     """Any subset of the knobs; the others stay as they are."""
 
     model_config = ConfigDict(extra="forbid")

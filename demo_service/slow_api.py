@@ -25,6 +25,7 @@ from demo_service.metrics import SlowApiMetrics
 from demo_service.problems import BODY_ERRORS, Problem, declared
 from demo_service.serve import serve
 from demo_service.settings import Settings, SlowApiSettings, load_settings
+from demo_service.validation import NumbersAreNotBooleans
 
 _CARRIERS = ("parcelpost", "swiftship", "cargoline", "bluefreight")
 
@@ -96,7 +97,7 @@ def _optional() -> Any:
     return Field(default=None, json_schema_extra=_no_default)
 
 
-class KnobsUpdate(BaseModel):
+class KnobsUpdate(NumbersAreNotBooleans):
     """Any subset of the knobs, within the same bounds as the settings; others stay as they are."""
 
     model_config = ConfigDict(extra="forbid")

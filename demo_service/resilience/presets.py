@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from demo_service.resilience.adaptive import AimdConfig
+from demo_service.validation import NumbersAreNotBooleans
 
 PresetName = Literal["fragile", "resilient", "adaptive"]
 RetryPolicyName = Literal["none", "naive", "budgeted"]
@@ -35,7 +36,7 @@ Overrides = dict[str, dict[str, Any]]
 DeadlineSeconds = Annotated[float, Field(ge=0, le=600, description="0: no deadline")]
 
 
-class _Group(BaseModel):
+class _Group(NumbersAreNotBooleans):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

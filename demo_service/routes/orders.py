@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from demo_service.deps import ServicesDep
 from demo_service.orders import OrderRequest, submit_order
 from demo_service.problems import BODY_ERRORS, declared
+from demo_service.validation import NumbersAreNotBooleans
 
 router = APIRouter(tags=["orders"])
 
 
-class OrderIn(BaseModel):
+class OrderIn(NumbersAreNotBooleans):
     model_config = ConfigDict(extra="forbid")
 
     item_id: int = Field(ge=1, le=2_147_483_647)

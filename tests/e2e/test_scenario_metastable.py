@@ -3,7 +3,8 @@
 Real Postgres, real uvicorn, real Locust, the real fault runner: a flat load at half the
 predicted capacity (the external client's pool: a limit made of sleeps, so it holds on a busy
 box), +200 ms on the slow API for 5 s, the same load after. The fragile preset must stay stuck —
-its goodput does not come back at all, which holds however busy the box is. The resilient preset
+its goodput stays at a fraction of the load (a fifth of it or less before the generator stopped
+re-sending timed-out requests unseen; now up to half on a busy box). The resilient preset
 must serve again: goodput back near the offered load and p50 of the same order as before the
 trigger. The 1.1x p50 criterion itself is the scenario's verdict (exit 0 or 1), not asserted here:
 with --quick's ~8 s baseline a busy box moves p50 by more than 10%.
@@ -43,6 +44,6 @@ def test_fragile_stays_stuck_where_resilient_recovers(tmp_path: Path) -> None:
 
     figures = report["verdict"]["figures"]
     assert figures["fragile_stuck"] == 1, report["notes"]
-    assert figures["fragile_final_goodput_ratio"] <= 0.2, figures
+    assert figures["fragile_final_goodput_ratio"] <= 0.5, figures
     assert figures["resilient_final_goodput_ratio"] >= 0.9, figures
     assert figures["resilient_final_p50_s"] <= 2 * figures["resilient_baseline_p50_s"], figures

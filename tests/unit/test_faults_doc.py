@@ -82,7 +82,7 @@ def test_the_schedule_examples_parse() -> None:
         assert len(schedule.steps) == len(
             [line for line in block.splitlines() if line.split("#")[0].strip()]
         )
-    python = re.search(r'FaultSchedule\.parse\("([^"]+)"\)', _doc())
+    python = re.search(r'FaultSchedule\.parse\(\s*"([^"]+)"\s*\)', _doc())
     assert python is not None
     FaultSchedule.parse(python[1])
 
