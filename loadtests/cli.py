@@ -413,6 +413,8 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         if args.thresholds_file:
             thresholds += load_thresholds(args.thresholds_file)
         faults = FaultSchedule(tuple(args.faults)) if args.faults else None
+        if faults and args.target and any(step.action.is_process for step in faults.steps):
+            raise ValueError("process faults (postgres.*, *.pause, *.cpu) need the native stack")
         target = loopback_only(args.target, args.allow_remote) if args.target else None
         slow_api = loopback_only(args.slow_api, args.allow_remote) if args.slow_api else None
     except (ValueError, OSError) as exc:

@@ -123,3 +123,11 @@ def test_the_installed_command_exits_2_with_usage() -> None:
     assert done.stderr.startswith("usage: brink ramp")
     assert "--average-rps" in done.stderr.splitlines()[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_process_faults_against_a_target_are_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["ramp", "--target", "http://127.0.0.1:9", "--fault", "at 5s postgres.restart"]
+    assert cli.main(argv) == 2
+    assert "need the native stack" in capsys.readouterr().err
