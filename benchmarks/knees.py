@@ -148,7 +148,7 @@ def probe_notes(report: Path) -> tuple[str, ...]:
     error = "" if knee is None else f", knee {(knee - rest_rps) / rest_rps:+.1%} from it"
     return (
         f"probe: hold {at_rest[0] * 1e3:.2f} ms at rest, {loaded['db_hold_s']['/orders'] * 1e3:.2f}"
-        f" ms at {loaded['rate_rps']:.0f} req/s (loop {loaded['loop_utilisation']:.0%} by the"
-        f" model, {loaded['service_cores']:.2f} cores measured); the hold at rest alone predicts"
+        f" ms at {loaded['rate_rps']:.0f} req/s (CPU {loaded['cpu_s'] * 1e3:.2f} ms per request,"
+        f" loop {loaded['loop_utilisation']:.0%} busy); the hold at rest alone predicts"
         f" {rest_rps:.0f} req/s{error}",
     )

@@ -7,6 +7,7 @@ is created (never at import time), so tests get a fresh registry per app. Names 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.registry import Collector
 
@@ -34,8 +35,25 @@ WAIT_BUCKETS = (
 )  # fmt: skip
 
 
+class _PreciseCpuCollector(Collector):
+    """The process's CPU time from the kernel's nanosecond clock, read when scraped.
+
+    ``process_cpu_seconds_total`` (ProcessCollector) reads ``/proc/self/stat``, which counts in
+    10 ms ticks: over a one-second probe of a 1 ms-per-request route that is +/-10% noise on the
+    CPU per request. ``time.process_time()`` (``CLOCK_PROCESS_CPUTIME_ID``) is exact.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "brink_process_cpu_seconds",
+            "CPU seconds this process used (user + system, all threads), nanosecond clock.",
+            value=time.process_time(),
+        )
+
+
 def _process_collectors(registry: CollectorRegistry) -> None:
     ProcessCollector(registry=registry)
+    registry.register(_PreciseCpuCollector())
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
 

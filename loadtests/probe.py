@@ -6,13 +6,19 @@ counter deltas divided by the number of requests give, per request: the DB conne
 time, the time spent in external calls, and the service's CPU time. The capacity model
 (:mod:`loadtests.capacity`) turns these into a predicted saturation throughput.
 
-The DB hold stretches under load (each await in the transaction resumes late on the busy event
-loop), so when the pool is the bottleneck a second, *loaded* stage follows: the whole mix at an
-even open-model rate of ``loaded_share`` x the at-rest prediction for a few seconds, sent
-concurrently from this process (httpx2's async client). Its hold per route (busy seconds /
-acquisitions, the median of three sub-windows) and the loop utilisation the model gives that
-rate fit each route's ``db_hold_growth_s`` (:func:`loadtests.capacity.fit_hold_growth`). It adds
-about 4.5 s to the probe.
+Figures at rest are not figures under load, so a second, *loaded* stage follows: the whole mix
+at an even open-model rate for a few seconds, sent concurrently from this process (httpx2's
+async client). A 1 s warm-up at ``loaded_share`` x the at-rest prediction measures the
+service's CPU per request under load (at rest it reads 20-100% high: every request wakes an
+idle process); the measured window then runs at ``loaded_share`` x the prediction with that
+CPU. The window gives the mix's CPU per request, which replaces the one at rest, and each
+route's DB hold (busy seconds / acquisitions, the median of three sub-windows), which with the
+loop utilisation it was measured at fits each route's ``db_hold_growth_s``
+(:func:`loadtests.capacity.fit_hold_growth`): the hold stretches under load because each await
+in the transaction resumes late on the busy event loop. It adds about 4.5 s to the probe.
+
+CPU is read from ``brink_process_cpu_seconds_total`` (the kernel's nanosecond clock), not the
+10 ms-tick ``process_cpu_seconds_total``, when the service exports it.
 """
 
 from __future__ import annotations
@@ -60,10 +66,12 @@ class LoadedStage:
 
     rate_rps: float
     """Requests sent per second in the measured window (even gaps: the asked rate)."""
-    loop_utilisation: float
-    """The model's loop utilisation at that rate: rate x CPU per request at rest / cores."""
+    cpu_s: float
+    """The service's CPU seconds per request in the window (exact clock, the whole mix)."""
     service_cores: float
-    """The service's CPU in the window, in cores (the measured counterpart of the above)."""
+    """The service's CPU in the window, in cores: ``rate_rps x cpu_s``."""
+    loop_utilisation: float
+    """The event loop's utilisation: ``service_cores / cores`` (capped at 0.95)."""
     db_hold_s: dict[str, float]
     """The DB hold per request (busy seconds / acquisitions) of each route that used the pool."""
 
@@ -71,14 +79,18 @@ class LoadedStage:
 @dataclass(frozen=True)
 class ProbeResult:
     demands: tuple[RouteDemand, ...]
+    """What the model uses: the figures at rest, with the loaded stage's CPU and hold growth."""
     capacities: Capacities
     loaded: LoadedStage | None = None
+    at_rest: tuple[RouteDemand, ...] = ()
+    """The figures at rest as the bursts measured them (when a loaded stage changed them)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
             "demands": [demand.__dict__ for demand in self.demands],
             "capacities": self.capacities.__dict__,
             "loaded": None if self.loaded is None else self.loaded.__dict__,
+            "at_rest": [demand.__dict__ for demand in self.at_rest],
         }
 
 
@@ -110,7 +122,7 @@ def _demand(kind: str, share: float, before: Scrape, after: Scrape, sent: int) -
         share=share,
         db_hold_s=delta("brink_db_connection_busy_seconds_total", route=route) / sent,
         external_s=delta("brink_external_request_duration_seconds_sum") / sent,
-        cpu_s=delta("process_cpu_seconds_total") / sent,
+        cpu_s=(after.cpu_seconds - before.cpu_seconds) / sent,
     )
 
 
@@ -141,10 +153,11 @@ def probe(
 ) -> ProbeResult:
     """Measure every kind of ``mix`` against the service at ``base_url``, at rest then loaded.
 
-    The loaded stage runs the mix at ``loaded_share`` x the at-rest prediction for a 1 s warm-up
-    and ``loaded_s``, when the DB pool is the bottleneck at rest (the only resource whose demand
-    the model stretches); ``loaded_share`` 0 skips it. When it cannot measure (the service falls
-    behind, requests fail), the holds at rest are used as they are: the ramp still runs.
+    The loaded stage runs the mix for a 1 s warm-up at ``loaded_share`` x the at-rest
+    prediction, then for ``loaded_s`` at ``loaded_share`` x the prediction with the CPU per
+    request the warm-up measured; ``loaded_share`` 0 skips it. When it cannot measure (the
+    service falls behind, requests fail), the figures at rest are used as they are: the ramp
+    still runs.
     """
     scraper = Scraper(base_url + "/metrics")
     demands = []
@@ -174,114 +187,145 @@ def probe(
         external_api_rps=_external_api_rps(slow_api_metrics_url),
     )
     at_rest = ProbeResult(tuple(demands), capacities)
-    prediction = predict(demands, capacities)
-    if loaded_share <= 0 or prediction.bottleneck != "db_pool":
-        return at_rest  # the model stretches only a bottleneck pool's hold
-    rate = loaded_share * prediction.saturation_rps
-    progress(f"probe under load: the mix at {rate:.0f} req/s for {loaded_s:g} s")
-    try:
-        loaded = _loaded_stage(base_url, mix, demands, capacities, rate, loaded_s)
-    except ProbeFailed as exc:
-        progress(f"probe under load: {exc}; the model uses the holds at rest")
+    if loaded_share <= 0:
         return at_rest
+
+    def rate_for(cpu_s: float | None) -> float:
+        """``loaded_share`` x the prediction, the mix's CPU per request rescaled to ``cpu_s``."""
+        scaled = demands if cpu_s is None else with_cpu(demands, cpu_s)
+        return loaded_share * predict(scaled, capacities).saturation_rps
+
+    rate = rate_for(None)
+    progress(f"probe under load: the mix at {rate:.0f} req/s for a 1 s warm-up")
+    try:
+        loaded = _loaded_stage(base_url, mix, capacities, rate, rate_for, loaded_s)
+    except ProbeFailed as exc:
+        progress(f"probe under load: {exc}; the model uses the figures at rest")
+        return at_rest
+    holds = ", ".join(f"{route} {hold * 1e3:.2f} ms" for route, hold in loaded.db_hold_s.items())
     progress(
-        f"probe under load: {loaded.rate_rps:.0f} req/s, loop {loaded.loop_utilisation:.0%} busy"
-        f" by the model ({loaded.service_cores:.2f} cores measured), DB hold "
-        + ", ".join(f"{route} {hold * 1e3:.2f} ms" for route, hold in loaded.db_hold_s.items())
+        f"probe under load: {loaded.rate_rps:.0f} req/s for {loaded_s:g} s, CPU"
+        f" {loaded.cpu_s * 1e3:.2f} ms per request (loop {loaded.loop_utilisation:.0%} busy),"
+        f" DB hold {holds or 'none'}"
     )
-    return ProbeResult(fit_growth(demands, loaded), capacities, loaded)
+    return ProbeResult(fit_loaded(demands, loaded), capacities, loaded, tuple(demands))
 
 
-def fit_growth(demands: Sequence[RouteDemand], loaded: LoadedStage) -> tuple[RouteDemand, ...]:
-    """Each route's demands with ``db_hold_growth_s`` fitted to its hold in the loaded stage.
+def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand, ...]:
+    """The demands with each route's CPU scaled so that the mix uses ``cpu_s`` per request.
 
-    Unchanged when the stage used no measurable loop time (no CPU per request at rest: the
-    service's CPU counter ticks in 10 ms steps): there is no utilisation to fit against.
+    The loaded stage measures the whole mix's CPU, not each route's: the split among routes is
+    kept from the probe at rest, the level comes from the load. (At rest each request pays for
+    a whole wake-up of an idle process, so its CPU reads 20-100% higher, and varies more from
+    run to run, than under load: 1.25-2.58 ms per order at rest, 0.9-1.3 ms under load.)
     """
-    if loaded.loop_utilisation <= 0:
+    at_rest = math.fsum(d.share * d.cpu_s for d in demands)
+    if at_rest <= 0 or cpu_s <= 0:
         return tuple(demands)
+    return tuple(replace(d, cpu_s=d.cpu_s * cpu_s / at_rest) for d in demands)
+
+
+def fit_loaded(demands: Sequence[RouteDemand], loaded: LoadedStage) -> tuple[RouteDemand, ...]:
+    """The demands as the loaded stage measured them: its CPU, each route's hold growth.
+
+    Each route's ``db_hold_growth_s`` puts its hold curve through the hold it had in the stage,
+    at the loop utilisation the stage measured; the model extrapolates along the same scale
+    (rate x CPU per request under load). With no loop time measured there is nothing to fit.
+    """
     fitted = []
-    for demand in demands:
+    for demand in with_cpu(demands, loaded.cpu_s):
         hold = loaded.db_hold_s.get(demand.route)
-        if hold is not None and demand.db_hold_s > 0:
+        if hold is not None and demand.db_hold_s > 0 and loaded.loop_utilisation > 0:
             growth = fit_hold_growth(demand.db_hold_s, hold, loaded.loop_utilisation)
             demand = replace(demand, db_hold_growth_s=growth)
         fitted.append(demand)
     return tuple(fitted)
 
 
-def measure_loaded(
-    marks: Sequence[tuple[Scrape, int]], demands: Sequence[RouteDemand], cores: float
-) -> LoadedStage:
+def _cpu_per_request(first: tuple[Scrape, int], last: tuple[Scrape, int]) -> float | None:
+    sent = last[1] - first[1]
+    cpu = last[0].cpu_seconds - first[0].cpu_seconds
+    return cpu / sent if sent > 0 and cpu > 0 else None
+
+
+def measure_loaded(marks: Sequence[tuple[Scrape, int]], cores: float) -> LoadedStage:
     """The loaded stage's figures from scrapes through its window, each with the requests sent.
 
     The hold of each route is the median over the sub-windows between scrapes, so a second in
     which the box stalls (someone else's burst of CPU) does not set the model; steady
-    contention shows in every sub-window and stays. The loop utilisation is the *model's*
-    (rate x CPU per request at rest / cores), not the measured CPU: the capacity model
-    extrapolates along that same scale, so the fitted curve passes through this stage's hold
-    at exactly the utilisation the model gives its rate.
+    contention shows in every sub-window and stays. The CPU is the whole window's.
     """
     (first, first_sent), (last, last_sent) = marks[0], marks[-1]
     elapsed, sent = last.at - first.at, last_sent - first_sent
     if elapsed <= 0 or sent <= 0:
         raise ProbeFailed("the loaded stage sent nothing between its scrapes")
-    holds = {}
-    for demand in demands:
-        windows = []
-        for (before, _), (after, _) in itertools.pairwise(marks):
-            key = {"route": demand.route}
-            acquired = after.value(_ACQUIRED, **key) - before.value(_ACQUIRED, **key)
+    windows: dict[str, list[float]] = {}
+    for (before, _), (after, _) in itertools.pairwise(marks):
+        routes = {dict(labels)["route"] for name, labels in after.values if name == _ACQUIRED}
+        for route in sorted(routes):
+            acquired = after.value(_ACQUIRED, route=route) - before.value(_ACQUIRED, route=route)
             if acquired > 0:
-                windows.append((after.value(_BUSY, **key) - before.value(_BUSY, **key)) / acquired)
-        if windows:
-            holds[demand.route] = statistics.median(windows)
-    rate = sent / elapsed
-    cpu = math.fsum(d.share * d.cpu_s for d in demands)
-    cpu_seconds = last.value("process_cpu_seconds_total") - first.value("process_cpu_seconds_total")
+                busy = after.value(_BUSY, route=route) - before.value(_BUSY, route=route)
+                windows.setdefault(route, []).append(busy / acquired)
+    cpu_s = _cpu_per_request(marks[0], marks[-1]) or 0.0
+    service_cores = cpu_s * sent / elapsed
     return LoadedStage(
-        rate_rps=rate,
-        loop_utilisation=min(_MAX_LOOP_UTILISATION, rate * cpu / cores),
-        service_cores=cpu_seconds / elapsed,
-        db_hold_s=holds,
+        rate_rps=sent / elapsed,
+        cpu_s=cpu_s,
+        service_cores=service_cores,
+        loop_utilisation=min(_MAX_LOOP_UTILISATION, service_cores / cores),
+        db_hold_s={route: statistics.median(holds) for route, holds in windows.items()},
     )
 
 
 def _loaded_stage(
     base_url: str,
     mix: Mix,
-    demands: Sequence[RouteDemand],
     capacities: Capacities,
     rate: float,
+    rate_for: Callable[[float | None], float],
     seconds: float,
 ) -> LoadedStage:
     scraper = Scraper(base_url + "/metrics")
+
+    def retarget(warm_up: Sequence[tuple[Scrape | None, int]]) -> float:
+        (first, first_sent), (last, last_sent) = warm_up
+        if first is None or last is None:
+            return rate
+        return rate_for(_cpu_per_request((first, first_sent), (last, last_sent)))
+
     try:
-        marks, failures = asyncio.run(_paced(base_url, mix, rate, seconds, scraper))
+        marks, failures = asyncio.run(_paced(base_url, mix, rate, retarget, seconds, scraper))
     finally:
         scraper.close()
-    scraped = [(scrape, sent) for scrape, sent in marks if scrape is not None]
-    if len(scraped) < 2:
+    if any(scrape is None for scrape, _ in marks):
         raise ProbeFailed(f"cannot read {scraper.url}")
+    scraped = [(scrape, sent) for scrape, sent in marks if scrape is not None]
     sent = scraped[-1][1] - scraped[0][1]
     if len(failures) > _LOADED_MAX_FAILED * sent:
         raise ProbeFailed(f"{len(failures)} of {sent} requests failed under load: {failures[0]}")
-    return measure_loaded(scraped, demands, capacities.cpu_cores)
+    return measure_loaded(scraped, capacities.cpu_cores)
 
 
 async def _paced(
-    base_url: str, mix: Mix, rate: float, seconds: float, scraper: Scraper
+    base_url: str,
+    mix: Mix,
+    rate: float,
+    retarget: Callable[[Sequence[tuple[Scrape | None, int]]], float],
+    seconds: float,
+    scraper: Scraper,
 ) -> tuple[list[tuple[Scrape | None, int]], list[str]]:
-    """Even arrivals at ``rate`` for a warm-up then ``seconds``, scraped through the window.
+    """Even arrivals: a warm-up at ``rate``, then ``seconds`` at ``retarget(warm-up scrapes)``.
 
-    Returns the scrapes (at the window's start and after each of its sub-windows), each with
-    the requests sent by then, and every failure's description.
+    Returns the scrapes of the measured window (at its start and after each sub-window), each
+    with the requests sent by then, and every failure's description.
     """
     rng = random.Random("loaded")
     kinds, weights = list(mix.shares()), list(mix.shares().values())
     failures: list[str] = []
     in_flight: set[asyncio.Task[None]] = set()
     limits = httpx2.Limits(max_connections=_LOADED_MAX_IN_FLIGHT)
+    sent = 0
 
     async with httpx2.AsyncClient(base_url=base_url, timeout=30.0, limits=limits) as client:
 
@@ -297,24 +341,29 @@ async def _paced(
             if response.status_code >= 400:
                 failures.append(f"{spec.name} answered {response.status_code}")
 
-        loop = asyncio.get_running_loop()
-        start, gap = loop.time(), 1.0 / rate
-        due_marks = [
-            start + _LOADED_WARMUP_S + seconds * k / _LOADED_WINDOWS
-            for k in range(_LOADED_WINDOWS + 1)
-        ]
-        marks: list[tuple[Scrape | None, int]] = []
-        sent = 0
-        while (due := start + sent * gap) < due_marks[-1]:
-            if due >= due_marks[len(marks)]:
-                marks.append((await asyncio.to_thread(scraper.scrape), sent))
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if len(in_flight) >= _LOADED_MAX_IN_FLIGHT:
-                raise ProbeFailed(f"{len(in_flight)} requests in flight at {rate:.0f} req/s")
-            task = asyncio.create_task(send(rng.choices(kinds, weights)[0]))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-            sent += 1
-        marks.append((await asyncio.to_thread(scraper.scrape), sent))
+        async def arrivals(rate: float, seconds: float) -> None:
+            nonlocal sent
+            loop = asyncio.get_running_loop()
+            start, gap, count = loop.time(), 1.0 / rate, math.ceil(seconds * rate)
+            for k in range(count):
+                await asyncio.sleep(max(0.0, start + k * gap - loop.time()))
+                if len(in_flight) >= _LOADED_MAX_IN_FLIGHT:
+                    raise ProbeFailed(f"{len(in_flight)} requests in flight at {rate:.0f} req/s")
+                task = asyncio.create_task(send(rng.choices(kinds, weights)[0]))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                sent += 1
+
+        async def mark() -> tuple[Scrape | None, int]:
+            return await asyncio.to_thread(scraper.scrape), sent
+
+        warm_up = [await mark()]
+        await arrivals(rate, _LOADED_WARMUP_S)
+        warm_up.append(await mark())
+        rate = retarget(warm_up)
+        marks = [warm_up[-1]]
+        for _ in range(_LOADED_WINDOWS):
+            await arrivals(rate, seconds / _LOADED_WINDOWS)
+            marks.append(await mark())
         await asyncio.gather(*in_flight)
     return marks, failures

@@ -7,6 +7,7 @@ plots; the HTML page adds the probe's measured demands and the (redacted) config
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from loadtests.capacity import compare_knee
 from loadtests.exit_codes import ExitCode
 from loadtests.outcome import RampOutcome
 from loadtests.plots import slo_seconds
+from loadtests.probe import ProbeResult
 from loadtests.report_doc import Block, Code, Heading, Images, Inline, Pre, Table, para
 from loadtests.samples import StageSample
 
@@ -273,7 +275,29 @@ def _probe(outcome: RampOutcome) -> list[Block]:
         )
         + "."
     )
-    return [*blocks, Table(headers, rows, frozenset({1, 2, 3, 4})), para(limits)]
+    return [*blocks, Table(headers, rows, frozenset({1, 2, 3, 4})), para(limits), *_loaded(probe)]
+
+
+def _loaded(probe: ProbeResult) -> list[Block]:
+    """The loaded stage in a sentence: what it changed against the figures at rest."""
+    loaded = probe.loaded
+    if loaded is None:
+        return [para("No loaded stage: the model uses the figures at rest.")]
+    cpu_at_rest = math.fsum(d.share * d.cpu_s for d in probe.at_rest)
+    holds = "; ".join(
+        f"{d.route} {d.db_hold_s * 1e3:.2f} ms at rest, {loaded.db_hold_s[d.route] * 1e3:.2f} ms"
+        for d in probe.at_rest
+        if d.route in loaded.db_hold_s
+    )
+    return [
+        para(
+            f"Under load (the mix at {loaded.rate_rps:.0f} req/s): CPU {loaded.cpu_s * 1e3:.2f} ms"
+            f" per request (at rest {cpu_at_rest * 1e3:.2f} ms; the table shows the CPU under"
+            f" load), the event loop {loaded.loop_utilisation:.0%} busy"
+            + (f"; DB hold {holds}" if holds else "")
+            + "."
+        )
+    ]
 
 
 def content(outcome: RampOutcome, config: dict[str, Any], *, full: bool = False) -> list[Block]:

@@ -243,6 +243,7 @@ async def test_metrics_carry_every_named_metric(client: httpx2.AsyncClient) -> N
         'brink_cpu_work_seconds_total{route="/cpu"}',
         "brink_event_loop_lag_seconds_bucket",
         "process_cpu_seconds_total ",
+        "brink_process_cpu_seconds_total ",
         "python_gc_objects_collected_total",
         "python_info",
     ):

@@ -1,12 +1,14 @@
-"""The probe's loaded stage as arithmetic: scrapes in, each route's fitted hold growth out."""
+"""The probe's loaded stage as arithmetic: scrapes in, the CPU and each route's hold growth out."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from loadtests.capacity import Capacities, RouteDemand, loaded_hold, predict
-from loadtests.probe import LoadedStage, ProbeFailed, fit_growth, measure_loaded
-from loadtests.scrape import Key, Scrape
+from loadtests.probe import LoadedStage, ProbeFailed, fit_loaded, measure_loaded, with_cpu
+from loadtests.scrape import PRECISE_CPU, TICK_CPU, Key, Scrape
 
 ORDERS, ITEMS, CPU = "/orders", "/items/{item_id}", "/cpu"
 MIX = (
@@ -16,9 +18,11 @@ MIX = (
 )
 
 
-def _scrape(at: float, cpu_s: float, pool: dict[str, tuple[float, float]]) -> Scrape:
+def _scrape(
+    at: float, cpu_s: float, pool: dict[str, tuple[float, float]], cpu: str = PRECISE_CPU
+) -> Scrape:
     """``pool`` maps a route to (acquisitions, busy seconds) so far."""
-    values: dict[Key, float] = {("process_cpu_seconds_total", ()): cpu_s}
+    values: dict[Key, float] = {(cpu, ()): cpu_s}
     for route, (acquired, busy) in pool.items():
         values[("brink_db_pool_acquisitions_total", (("route", route),))] = acquired
         values[("brink_db_connection_busy_seconds_total", (("route", route),))] = busy
@@ -40,43 +44,70 @@ def _marks(orders_holds: list[float]) -> list[tuple[Scrape, int]]:
     return marks
 
 
-def test_the_loaded_stage_reads_each_routes_hold_and_the_loop_use() -> None:
-    stage = measure_loaded(_marks([0.045, 0.045, 0.045]), demands=MIX, cores=1.0)
+def test_the_loaded_stage_reads_the_mixs_cpu_each_routes_hold_and_the_loop_use() -> None:
+    stage = measure_loaded(_marks([0.045, 0.045, 0.045]), cores=1.0)
     assert stage.rate_rps == pytest.approx(100)
     assert stage.db_hold_s == pytest.approx({ORDERS: 0.045, ITEMS: 0.0015})
-    # The model's loop use: 100 req/s x (0.5 x 2 + 0.4 x 1 + 0.1 x 10 ms) = 24%.
-    assert stage.loop_utilisation == pytest.approx(0.24)
+    # 0.28 CPU seconds a second over 100 req/s: 2.8 ms a request, the loop 28% busy.
+    assert stage.cpu_s == pytest.approx(0.0028)
     assert stage.service_cores == pytest.approx(0.28)
+    assert stage.loop_utilisation == pytest.approx(0.28)
+    assert measure_loaded(_marks([0.045] * 3), cores=2.0).loop_utilisation == pytest.approx(0.14)
+
+
+def test_without_brinks_exact_counter_the_standard_one_is_read() -> None:
+    marks = [
+        (_scrape(100.0, 7.0, {ORDERS: (0, 0.0)}, cpu=TICK_CPU), 0),
+        (_scrape(101.0, 7.3, {ORDERS: (50, 2.0)}, cpu=TICK_CPU), 100),
+    ]
+    assert measure_loaded(marks, cores=1.0).cpu_s == pytest.approx(0.003)
 
 
 def test_one_stalled_second_does_not_set_the_loaded_hold() -> None:
-    stage = measure_loaded(_marks([0.044, 0.210, 0.046]), demands=MIX, cores=1.0)
+    stage = measure_loaded(_marks([0.044, 0.210, 0.046]), cores=1.0)
     assert stage.db_hold_s[ORDERS] == pytest.approx(0.046)
 
 
 def test_a_stage_that_sent_nothing_is_a_failed_probe() -> None:
     scrape = _scrape(100.0, 7.0, {ORDERS: (1_000, 33.0)})
     with pytest.raises(ProbeFailed, match="sent nothing"):
-        measure_loaded([(scrape, 0), (scrape, 0)], demands=MIX, cores=1.0)
+        measure_loaded([(scrape, 0), (scrape, 0)], cores=1.0)
+
+
+def _stage(cpu_s: float, rho: float, holds: dict[str, float]) -> LoadedStage:
+    return LoadedStage(
+        rate_rps=100.0, cpu_s=cpu_s, service_cores=rho, loop_utilisation=rho, db_hold_s=holds
+    )
+
+
+def test_the_loaded_cpu_rescales_every_route_and_keeps_their_split() -> None:
+    # At rest the mix uses 0.5 x 2 + 0.4 x 1 + 0.1 x 10 = 2.4 ms a request; under load 1.2 ms.
+    orders, items, cpu = with_cpu(MIX, 0.0012)
+    assert (orders.cpu_s, items.cpu_s, cpu.cpu_s) == pytest.approx((0.001, 0.0005, 0.005))
+    assert with_cpu(MIX, 0.0) == MIX
 
 
 def test_the_fit_puts_each_routes_curve_through_its_loaded_hold() -> None:
-    stage = LoadedStage(
-        rate_rps=120, loop_utilisation=0.24, service_cores=0.26,
-        db_hold_s={ORDERS: 0.045, ITEMS: 0.0011},
-    )  # fmt: skip
-    orders, items, cpu = fit_growth(MIX, stage)
+    stage = _stage(cpu_s=0.002, rho=0.24, holds={ORDERS: 0.045, ITEMS: 0.0011})
+    orders, items, cpu = fit_loaded(MIX, stage)
     assert loaded_hold(orders.db_hold_s, orders.db_hold_growth_s, 0.24) == pytest.approx(0.045)
     assert items.db_hold_growth_s == 0.0  # shorter than at rest: noise, not a shrinking hold
-    assert cpu == MIX[2]  # no pool use, nothing to fit
+    assert cpu.db_hold_growth_s == 0.0  # no pool use, nothing to fit
+    assert math.fsum(d.share * d.cpu_s for d in (orders, items, cpu)) == pytest.approx(0.002)
     at_rest = predict(MIX, Capacities(4, external_connections=10)).saturation_rps
     loaded = predict((orders, items, cpu), Capacities(4, external_connections=10))
     assert loaded.bottleneck == "db_pool"
     assert loaded.saturation_rps < at_rest
 
 
-def test_without_loop_time_there_is_nothing_to_fit() -> None:
-    stage = LoadedStage(
-        rate_rps=50, loop_utilisation=0.0, service_cores=0.0, db_hold_s={ORDERS: 0.05}
-    )
-    assert fit_growth(MIX, stage) == MIX
+def test_a_cpu_bound_mix_is_predicted_from_the_cpu_under_load() -> None:
+    # Pool 16 / 5 ms: 2.3 ms of CPU an order at rest, 1.2 ms under load.
+    order = (RouteDemand(ORDERS, 1.0, db_hold_s=0.0065, external_s=0.0, cpu_s=0.0023),)
+    loaded = predict(fit_loaded(order, _stage(0.0012, 0.6, {})), Capacities(16, 10))
+    assert loaded.bottleneck == "cpu"
+    assert loaded.saturation_rps == pytest.approx(1 / 0.0012)
+
+
+def test_without_loop_time_there_is_no_hold_to_fit() -> None:
+    fitted = fit_loaded(MIX, _stage(cpu_s=0.0, rho=0.0, holds={ORDERS: 0.05}))
+    assert fitted == MIX

@@ -16,7 +16,7 @@ from loadtests.exit_codes import ExitCode
 from loadtests.ledger import LedgerVerdict
 from loadtests.outcome import RampOutcome, summary_from_report
 from loadtests.plots import latency_plot, saturation_plot, throughput_plot
-from loadtests.probe import ProbeResult
+from loadtests.probe import LoadedStage, ProbeResult, fit_loaded
 from loadtests.report import junit_xml, redact, write_reports
 from loadtests.report_content import content, verdict
 from loadtests.samples import ServerSample, StageSample
@@ -273,3 +273,24 @@ def test_a_broken_ledger_fails_the_verdict_and_its_junit_case(outcome: RampOutco
     failure = case.find("failure")
     assert failure is not None
     assert failure.get("type") == "LedgerBroken"
+
+
+def test_the_probe_section_says_what_the_loaded_stage_changed(outcome: RampOutcome) -> None:
+    at_rest = RouteDemand("/orders", 1.0, db_hold_s=0.0206, external_s=0.0, cpu_s=0.002)
+    loaded = LoadedStage(
+        rate_rps=136.0, cpu_s=0.001, service_cores=0.136, loop_utilisation=0.136,
+        db_hold_s={"/orders": 0.0231},
+    )  # fmt: skip
+    probe = ProbeResult(fit_loaded((at_rest,), loaded), Capacities(4, 10), loaded, (at_rest,))
+    text = "\n".join(str(block) for block in content(outcome, CONFIG, full=True))
+    assert "No loaded stage: the model uses the figures at rest." in text
+    text = "\n".join(
+        str(block)
+        for block in content(dataclasses.replace(outcome, probe=probe), CONFIG, full=True)
+    )
+    assert (
+        "Under load (the mix at 136 req/s): CPU 1.00 ms per request (at rest 2.00 ms; the table"
+        " shows the CPU under load), the event loop 14% busy; DB hold /orders 20.60 ms at rest,"
+        " 23.10 ms." in text
+    )
+    assert json.loads(json.dumps(probe.to_dict()))["at_rest"][0]["cpu_s"] == 0.002
