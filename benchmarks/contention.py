@@ -4,21 +4,36 @@ Every ``interval_s`` it reads ``/proc`` and splits the CPU time used since the l
 into this harness (its process and every descendant), Postgres (any ``postgres`` process:
 ours are started by ``pg_ctl`` and so are not our descendants) and everything else. On a
 2-core box "other" is the figure that says whether a measurement competed with someone's tests.
+
+Each reading also times a fixed pure-Python loop on this thread's own CPU clock
+(``time.thread_time``: run-queue waits are not in it). Its spread says how much the box's speed
+itself moved (a shared host's neighbours, its clock): CPU-bound figures move with it.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks import cpu
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _POSTGRES = ("postgres", "postmaster")
+_SPIN_LOOPS = 100_000
+
+
+def spin_ms() -> float:
+    """CPU milliseconds a fixed pure-Python loop takes on this thread (about 5 ms)."""
+    started = time.thread_time()
+    total = 0
+    for i in range(_SPIN_LOOPS):
+        total += i * i
+    return (time.thread_time() - started) * 1e3
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,8 @@ class Interval:
     postgres: float
     other: float
     top_other: tuple[tuple[str, float], ...]
+    spin_ms: float = 0.0
+    """CPU ms the fixed loop took at the end of the interval (:func:`spin_ms`)."""
 
 
 @dataclass
@@ -89,6 +106,14 @@ class Contention:
     other: float
     other_max: float
     top_other: list[tuple[str, float]] = field(default_factory=list)
+    spin_ms: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """The fixed loop's CPU ms over the part: fastest, median, slowest."""
+
+    @property
+    def speed_spread(self) -> float:
+        """How much slower the slowest loop ran than the fastest (0.25 = 25% slower)."""
+        fastest, _, slowest = self.spin_ms
+        return slowest / fastest - 1 if fastest > 0 else 0.0
 
 
 class CpuWatch:
@@ -115,7 +140,8 @@ class CpuWatch:
         before, box_before, at = _processes(), cpu.sample(root).box_busy_s, time.monotonic()
         while not self._stop.wait(self.interval_s):
             now, box_now, now_at = _processes(), cpu.sample(root).box_busy_s, time.monotonic()
-            self.intervals.append(_interval(root, before, now, box_now - box_before, at, now_at))
+            interval = _interval(root, before, now, box_now - box_before, at, now_at)
+            self.intervals.append(replace(interval, spin_ms=spin_ms()))
             before, box_before, at = now, box_now, now_at
 
     def between(self, start: float, end: float) -> Contention | None:
@@ -128,6 +154,7 @@ class CpuWatch:
         def mean(name: str) -> float:
             return float(sum(getattr(i, name) * (i.end - i.start) for i in inside)) / span
 
+        spins = [i.spin_ms for i in inside]
         top: defaultdict[str, float] = defaultdict(float)
         for i in inside:
             for name, cores in i.top_other:
@@ -139,6 +166,7 @@ class CpuWatch:
             other=mean("other"),
             other_max=max(i.other for i in inside),
             top_other=[(n, round(c, 2)) for n, c in sorted(top.items(), key=lambda t: -t[1])[:3]],
+            spin_ms=(min(spins), statistics.median(spins), max(spins)),
         )
 
 

@@ -207,9 +207,12 @@ def _load_lines(report: HarnessReport) -> list[str]:
     ]
     for part, c in parts.items():
         top = ", ".join(f"{name} {cores:.2f}" for name, cores in c.top_other) or "—"
+        fastest, median, slowest = c.spin_ms
         lines.append(
             f"    {part}: box {c.box:.2f}, harness {c.harness:.2f}, postgres {c.postgres:.2f},"
-            f" other {c.other:.2f} (max {c.other_max:.2f}; {top})"
+            f" other {c.other:.2f} (max {c.other_max:.2f}; {top}); box speed: a fixed loop took"
+            f" {fastest:.1f} / {median:.1f} / {slowest:.1f} CPU ms (fastest / median / slowest,"
+            f" {c.speed_spread:+.0%})"
         )
     if any(c.other > OTHER_LOAD_WARNING for c in parts.values()):
         lines.append(
