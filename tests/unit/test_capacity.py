@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loadtests.capacity import (
+    LOOP_SHARE,
     ONSET_UTILISATION,
     Capacities,
     RouteDemand,
@@ -57,12 +58,22 @@ def test_cpu_bottleneck() -> None:
     demands = [RouteDemand("hash", 1.0, db_hold_s=0.002, external_s=0.0, cpu_s=0.008)]
     prediction = predict(demands, Capacities(pool_size=10, external_connections=10))
     assert prediction.bottleneck == "cpu"
-    assert prediction.saturation_rps == pytest.approx(125)
+    # The loop tips at LOOP_SHARE of its core: 0.78 / 0.008 s = 97.5 req/s.
+    assert prediction.saturation_rps == pytest.approx(LOOP_SHARE / 0.008)
     assert prediction.explanation.startswith(
-        "bottleneck cpu: 1 core / 0.008 CPU s per request = 125 req/s (next: db_pool"
+        "bottleneck cpu: 0.78 of 1 core usable / 0.008 CPU s per request = 98 req/s (next: db_pool"
     )
     two_cores = predict(demands, Capacities(10, 10, cpu_cores=2.0))
-    assert two_cores.saturation_rps == pytest.approx(250)
+    assert two_cores.saturation_rps == pytest.approx(2 * LOOP_SHARE / 0.008)
+    whole = predict(demands, Capacities(10, 10, loop_share=1.0))
+    assert whole.saturation_rps == pytest.approx(125)
+    assert whole.explanation.startswith("bottleneck cpu: 1 of 1 core usable / 0.008 CPU s")
+
+
+@pytest.mark.parametrize("share", [0.0, -0.5, 1.01])
+def test_the_loops_usable_share_is_a_share(share: float) -> None:
+    with pytest.raises(ValueError, match="loop_share must be in"):
+        Capacities(4, 10, loop_share=share)
 
 
 def test_external_pool_bottleneck() -> None:
@@ -74,7 +85,7 @@ def test_external_pool_bottleneck() -> None:
     assert prediction.bottleneck == "external_pool"
     assert prediction.saturation_rps == pytest.approx(20 / 0.1)
     assert prediction.utilisation_at(100) == pytest.approx(
-        {"db_pool": 0.02, "external_pool": 0.5, "cpu": 0.1}
+        {"db_pool": 0.02, "external_pool": 0.5, "cpu": 0.1 / LOOP_SHARE}
     )
 
 
@@ -254,10 +265,10 @@ def test_without_growth_the_prediction_is_the_hold_at_rest() -> None:
 
 
 def test_a_cpu_bound_mix_keeps_its_cpu_limit_despite_a_growing_hold() -> None:
-    # Pool 16 / 5 ms: the pool allows 2,460 req/s at rest, the loop 556: the CPU is the knee.
+    # Pool 16 / 5 ms: the pool allows 2,460 req/s at rest, the loop 433: the CPU is the knee.
     prediction = predict(_order(0.0065, 0.004), Capacities(16, external_connections=10))
     assert prediction.bottleneck == "cpu"
-    assert prediction.saturation_rps == pytest.approx(1 / 0.0018)
+    assert prediction.saturation_rps == pytest.approx(LOOP_SHARE / 0.0018)
     assert prediction.resources[0].max_rps == pytest.approx(16 / 0.0065)
 
 

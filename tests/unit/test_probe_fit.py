@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loadtests.capacity import Capacities, RouteDemand, loaded_hold, predict
+from loadtests.capacity import LOOP_SHARE, Capacities, RouteDemand, loaded_hold, predict
 from loadtests.probe import LoadedStage, ProbeFailed, fit_loaded, measure_loaded, with_cpu
 from loadtests.scrape import PRECISE_CPU, TICK_CPU, Key, Scrape
 
@@ -105,7 +105,7 @@ def test_a_cpu_bound_mix_is_predicted_from_the_cpu_under_load() -> None:
     order = (RouteDemand(ORDERS, 1.0, db_hold_s=0.0065, external_s=0.0, cpu_s=0.0023),)
     loaded = predict(fit_loaded(order, _stage(0.0012, 0.6, {})), Capacities(16, 10))
     assert loaded.bottleneck == "cpu"
-    assert loaded.saturation_rps == pytest.approx(1 / 0.0012)
+    assert loaded.saturation_rps == pytest.approx(LOOP_SHARE / 0.0012)
 
 
 def test_without_loop_time_there_is_no_hold_to_fit() -> None:
