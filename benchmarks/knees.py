@@ -27,8 +27,9 @@ from loadtests.ramp import RampJob
 from loadtests.runner import RampConfig
 
 Say = Callable[[str], None]
-DEFAULT_CONFIGS = ("2/10", "4/40", "8/30", "16/50", "16/5")
-"""Four DB-bound configurations, then one the service's CPU limits (pool / hold = 3,200/s)."""
+DEFAULT_CONFIGS = ("2/10", "4/40", "8/30", "16/50", "20/20", "16/5")
+"""Four DB-bound configurations, then two the service's CPU limits on a 2-core box (pool / hold
+= 1,000 and 3,200 req/s): pools from 2 to 20, holds from 5 to 50 ms."""
 CPU_BOUND_RPS = 600.0
 """Above this pool / hold, without a probe's CPU figure, a configuration counts as CPU-bound."""
 MIX = "order=1"
