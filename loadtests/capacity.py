@@ -65,7 +65,7 @@ each request wakes an idle process, and an order read 1.25-2.58 ms of CPU at res
 :data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
 core. This is the least steady corner of the model on a shared 2-core box: the box's own speed
 moved by half or more within minutes (a fixed loop's CPU time, timed by the harness), and the
-knee of the same configuration with it (pool 16 / 5 ms: 540-909 req/s over six runs).
+knee of the same configuration with it (pool 16 / 5 ms: 290-909 req/s over 13 runs).
 """
 
 from __future__ import annotations
@@ -76,15 +76,16 @@ from dataclasses import dataclass
 
 ONSET_UTILISATION = 0.88
 """Bottleneck utilisation where latency was seen to start rising (FIELD-NOTES)."""
-LOOP_SHARE = 0.78
+LOOP_SHARE = 0.72
 """The share of its core the service's event loop can use before it tips, by its CPU counter.
 
-Measured, not derived: on the 2-core box this was written on, every CPU-bound ramp (pool
-16 / 5 ms and 20 / 20 ms, orders only, eight runs) tipped with the service at 0.72-0.80 of a
-core, never near 1. The CPU counter misses what the loop loses to the rest of the box: waiting
-for a core the database and the load generator hold, running slower beside a busy hyperthread
-sibling (two vCPUs are often one physical core). A machine with more cores to spare lets the
-loop go further: set :attr:`Capacities.loop_share` there."""
+Measured, not derived: on the 2-core box this was written on, the CPU-bound ramps (pool
+16 / 5 ms and 20 / 20 ms, orders only, 18 runs) tipped with the service at 0.49-0.80 of a
+core, median 0.72, never near 1. The CPU counter misses what the loop loses to the rest of the
+box: waiting for a core the database and the load generator hold, running slower beside a
+busy hyperthread sibling (two vCPUs are often one physical core), and, in the slowest runs, to
+neighbours on the host. A machine with more cores to spare lets the loop go further: set
+:attr:`Capacities.loop_share` there."""
 
 _SHARE_TOLERANCE = 1e-6
 _BISECTION_STEPS = 100

@@ -58,10 +58,10 @@ def test_cpu_bottleneck() -> None:
     demands = [RouteDemand("hash", 1.0, db_hold_s=0.002, external_s=0.0, cpu_s=0.008)]
     prediction = predict(demands, Capacities(pool_size=10, external_connections=10))
     assert prediction.bottleneck == "cpu"
-    # The loop tips at LOOP_SHARE of its core: 0.78 / 0.008 s = 97.5 req/s.
+    # The loop tips at LOOP_SHARE of its core: 0.72 / 0.008 s = 90 req/s.
     assert prediction.saturation_rps == pytest.approx(LOOP_SHARE / 0.008)
     assert prediction.explanation.startswith(
-        "bottleneck cpu: 0.78 of 1 core usable / 0.008 CPU s per request = 98 req/s (next: db_pool"
+        "bottleneck cpu: 0.72 of 1 core usable / 0.008 CPU s per request = 90 req/s (next: db_pool"
     )
     two_cores = predict(demands, Capacities(10, 10, cpu_cores=2.0))
     assert two_cores.saturation_rps == pytest.approx(2 * LOOP_SHARE / 0.008)
@@ -265,7 +265,7 @@ def test_without_growth_the_prediction_is_the_hold_at_rest() -> None:
 
 
 def test_a_cpu_bound_mix_keeps_its_cpu_limit_despite_a_growing_hold() -> None:
-    # Pool 16 / 5 ms: the pool allows 2,460 req/s at rest, the loop 433: the CPU is the knee.
+    # Pool 16 / 5 ms: the pool allows 2,460 req/s at rest, the loop 400: the CPU is the knee.
     prediction = predict(_order(0.0065, 0.004), Capacities(16, external_connections=10))
     assert prediction.bottleneck == "cpu"
     assert prediction.saturation_rps == pytest.approx(LOOP_SHARE / 0.0018)
