@@ -65,7 +65,7 @@ each request wakes an idle process, and an order read 1.25-2.58 ms of CPU at res
 :data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
 core. This is the least steady corner of the model on a shared 2-core box: the box's own speed
 moved by half or more within minutes (a fixed loop's CPU time, timed by the harness), and the
-knee of the same configuration with it (pool 16 / 5 ms: 290-909 req/s over 13 runs).
+knee of the same configuration with it (pool 16 / 5 ms: 290-909 req/s over 15 runs).
 """
 
 from __future__ import annotations
