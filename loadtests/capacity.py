@@ -61,7 +61,7 @@ rename a CPU-bound service DB-bound.
 
 **The CPU.** Its demand is the CPU per request *under load* (the probe's loaded stage): at rest
 each request wakes an idle process, and an order read 1.25-2.58 ms of CPU at rest against
-0.9-1.4 ms under load on the 2-core box this was written on. Its capacity is
+0.84-1.58 ms under load on the 2-core box this was written on. Its capacity is
 :data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
 core. This is the least steady corner of the model on a shared 2-core box: the box's own speed
 moved by half or more within minutes (a fixed loop's CPU time, timed by the harness), and the

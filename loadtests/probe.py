@@ -217,7 +217,7 @@ def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand,
     The loaded stage measures the whole mix's CPU, not each route's: the split among routes is
     kept from the probe at rest, the level comes from the load. (At rest each request pays for
     a whole wake-up of an idle process, so its CPU reads 20-100% higher, and varies more from
-    run to run, than under load: 1.25-2.58 ms per order at rest, 0.9-1.3 ms under load.)
+    run to run, than under load: 1.25-2.58 ms per order at rest, 0.84-1.58 ms under load.)
     """
     at_rest = math.fsum(d.share * d.cpu_s for d in demands)
     if at_rest <= 0 or cpu_s <= 0:
