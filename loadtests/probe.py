@@ -9,7 +9,7 @@ time, the time spent in external calls, and the service's CPU time. The capacity
 Figures at rest are not figures under load, so a second, *loaded* stage follows: the whole mix
 at an even open-model rate for a few seconds, sent concurrently from this process (httpx2's
 async client). A 1 s warm-up at ``loaded_share`` x the at-rest prediction measures the
-service's CPU per request under load (at rest it reads 20-100% high: every request wakes an
+service's CPU per request under load (at rest it reads 1.2-2.2 times high: every request wakes an
 idle process); the measured window then runs at ``loaded_share`` x the prediction with that
 CPU. The window gives the mix's CPU per request, which replaces the one at rest, and each
 route's DB hold (busy seconds / acquisitions, the median of three sub-windows), which with the
@@ -216,7 +216,7 @@ def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand,
 
     The loaded stage measures the whole mix's CPU, not each route's: the split among routes is
     kept from the probe at rest, the level comes from the load. (At rest each request pays for
-    a whole wake-up of an idle process, so its CPU reads 20-100% higher, and varies more from
+    a whole wake-up of an idle process, so its CPU reads 1.2-2.2 times higher, and varies more from
     run to run, than under load: 1.25-2.58 ms per order at rest, 0.84-1.58 ms under load.)
     """
     at_rest = math.fsum(d.share * d.cpu_s for d in demands)
