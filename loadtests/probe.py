@@ -68,12 +68,15 @@ class LoadedStage:
     """Requests sent per second in the measured window (even gaps: the asked rate)."""
     cpu_s: float
     """The service's CPU seconds per request in the window (exact clock, the whole mix)."""
-    service_cores: float
-    """The service's CPU in the window, in cores: ``rate_rps x cpu_s``."""
     loop_utilisation: float
-    """The event loop's utilisation: ``service_cores / cores`` (capped at 0.95)."""
+    """The event loop's utilisation: ``rate_rps x cpu_s / cores`` (capped at 0.95)."""
     db_hold_s: dict[str, float]
     """The DB hold per request (busy seconds / acquisitions) of each route that used the pool."""
+
+    @property
+    def service_cores(self) -> float:
+        """The service's CPU in the window, in cores."""
+        return self.rate_rps * self.cpu_s
 
 
 @dataclass(frozen=True)
@@ -268,12 +271,11 @@ def measure_loaded(marks: Sequence[tuple[Scrape, int]], cores: float) -> LoadedS
                 busy = after.value(_BUSY, route=route) - before.value(_BUSY, route=route)
                 windows.setdefault(route, []).append(busy / acquired)
     cpu_s = _cpu_per_request(marks[0], marks[-1]) or 0.0
-    service_cores = cpu_s * sent / elapsed
+    rate = sent / elapsed
     return LoadedStage(
-        rate_rps=sent / elapsed,
+        rate_rps=rate,
         cpu_s=cpu_s,
-        service_cores=service_cores,
-        loop_utilisation=min(_MAX_LOOP_UTILISATION, service_cores / cores),
+        loop_utilisation=min(_MAX_LOOP_UTILISATION, rate * cpu_s / cores),
         db_hold_s={route: statistics.median(holds) for route, holds in windows.items()},
     )
 

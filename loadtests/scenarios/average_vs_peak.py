@@ -75,14 +75,7 @@ class AverageVsPeak:
         phases = []
         for phase_name, factor in (("average", AVERAGE_FACTOR), ("peak", PEAK_FACTOR)):
             rate = round(factor * predicted, 1)
-            config = ctx.ramp_config(
-                profile="average",
-                average_rps=rate,
-                peak_rps=rate,
-                step_s=step_s,
-                timeout_s=CLIENT_TIMEOUT_S,
-                abort_on_collapse=False,
-            )
+            config = ctx.flat_config(rate, step_s, timeout_s=CLIENT_TIMEOUT_S)
             phases.append(ctx.phase(phase_name, config))
             ctx.drain()
         result = verdict(combined(phases[0].stages), combined(phases[1].stages), ctx.options.slo_s)

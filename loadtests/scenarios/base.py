@@ -231,6 +231,18 @@ class ScenarioContext:
         )
         return replace(base, **overrides)
 
+    def flat_config(self, rate: float, step_s: float, **overrides: Any) -> RampConfig:
+        """A flat load at ``rate`` req/s (three steps of ``step_s``) that runs on through a
+        collapse: in a scenario a collapse is the finding, not a reason to stop."""
+        return self.ramp_config(
+            profile="average",
+            average_rps=rate,
+            peak_rps=rate,
+            step_s=step_s,
+            abort_on_collapse=False,
+            **overrides,
+        )
+
     def predict(self, mix: str | None = None) -> Prediction:
         """Probe each route of ``mix`` at low load once and predict saturation (cached)."""
         mix = mix or RampConfig().mix

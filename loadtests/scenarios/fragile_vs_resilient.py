@@ -172,15 +172,12 @@ class FragileVsResilient:
         measured = capacity(phases[0].stages, ctx.options.slo_s)
         knee = measured.knee_rps if measured is not None else predicted
         rate = round(OVERLOAD_FACTOR * knee, 1)
-        overload = ctx.ramp_config(
-            profile="average",
+        overload = ctx.flat_config(
+            rate,
+            ctx.options.step(20.0, 4.0),
             mix=MIX,
-            average_rps=rate,
-            peak_rps=rate,
-            step_s=ctx.options.step(20.0, 4.0),
             timeout_s=CLIENT_TIMEOUT_S,
             client_retries=CLIENT_RETRIES,
-            abort_on_collapse=False,
         )
         overloads: dict[str, Phase] = {}
         for preset in PRESETS:

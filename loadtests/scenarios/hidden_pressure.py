@@ -142,14 +142,7 @@ class HiddenPressure:
         clock = timing(ctx.options.quick, ctx.options.step_s)
         predicted = ctx.predict(MIX).saturation_rps
         rate = round(LOAD_SHARE * predicted, 1)
-        config = ctx.ramp_config(
-            profile="average",
-            average_rps=rate,
-            peak_rps=rate,
-            step_s=clock.step_s,
-            mix=MIX,
-            abort_on_collapse=False,
-        )
+        config = ctx.flat_config(rate, clock.step_s, mix=MIX)
         ctx.say(
             f"hidden-pressure-point: {rate:g} req/s flat ({LOAD_SHARE:.0%} of the predicted"
             f" {predicted:.0f}), then {', '.join(HOT_ROW)}"

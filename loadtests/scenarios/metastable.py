@@ -167,15 +167,8 @@ class Metastable:
         clock = timing(options.quick, options.step_s)
         predicted = ctx.predict(MIX).saturation_rps
         rate = round(LOAD_SHARE * predicted, 1)
-        config = ctx.ramp_config(
-            profile="average",
-            average_rps=rate,
-            peak_rps=rate,
-            step_s=clock.step_s,
-            timeout_s=CLIENT_TIMEOUT_S,
-            client_retries="naive",
-            mix=MIX,
-            abort_on_collapse=False,  # staying collapsed is the finding, not a reason to stop
+        config = ctx.flat_config(
+            rate, clock.step_s, timeout_s=CLIENT_TIMEOUT_S, client_retries="naive", mix=MIX
         )
         ctx.say(
             f"metastable: {rate:g} req/s flat ({LOAD_SHARE:.0%} of the predicted"

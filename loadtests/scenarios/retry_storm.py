@@ -195,15 +195,7 @@ class RetryStorm:
         prediction = ctx.predict(MIX)
         predicted = prediction.saturation_rps
         rate = storm_rate(prediction, Mix(parse_weights(MIX)).shares()["quote"])
-        config = ctx.ramp_config(
-            profile="average",
-            average_rps=rate,
-            peak_rps=rate,
-            step_s=clock.step_s,
-            mix=MIX,
-            client_retries="none",
-            abort_on_collapse=False,  # a collapse during the storm is part of what we measure
-        )
+        config = ctx.flat_config(rate, clock.step_s, mix=MIX, client_retries="none")
         ctx.say(
             f"retry-storm: {rate:g} req/s flat (predicted saturation {predicted:.0f});"
             f" storm {', '.join(STORM)} for {clock.storm_s:g} s"

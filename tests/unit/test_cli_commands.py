@@ -10,6 +10,7 @@ import pytest
 
 from loadtests.cli import main
 from loadtests.exit_codes import ExitCode
+from loadtests.scenarios.registry import SCENARIOS
 from loadtests.summary import RunSummary
 
 BASELINE = RunSummary(
@@ -85,14 +86,7 @@ def test_ramp_refuses_bad_plans_before_starting_anything(
 def test_scenario_list_names_each_scenario_once(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenario", "--list"]) == ExitCode.OK
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == [
-        "average-vs-peak",
-        "tipping-point",
-        "retry-storm",
-        "hidden-pressure-point",
-        "fragile-vs-resilient",
-        "metastable",
-    ]
+    assert [line.split()[0] for line in lines] == list(SCENARIOS)
 
 
 @pytest.mark.parametrize(("argv", "message"), [([], "name is required"), (["nope"], "'nope'")])

@@ -75,9 +75,7 @@ def test_a_stage_that_sent_nothing_is_a_failed_probe() -> None:
 
 
 def _stage(cpu_s: float, rho: float, holds: dict[str, float]) -> LoadedStage:
-    return LoadedStage(
-        rate_rps=100.0, cpu_s=cpu_s, service_cores=rho, loop_utilisation=rho, db_hold_s=holds
-    )
+    return LoadedStage(rate_rps=100.0, cpu_s=cpu_s, loop_utilisation=rho, db_hold_s=holds)
 
 
 def test_the_loaded_cpu_rescales_every_route_and_keeps_their_split() -> None:

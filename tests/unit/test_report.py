@@ -278,7 +278,7 @@ def test_a_broken_ledger_fails_the_verdict_and_its_junit_case(outcome: RampOutco
 def test_the_probe_section_says_what_the_loaded_stage_changed(outcome: RampOutcome) -> None:
     at_rest = RouteDemand("/orders", 1.0, db_hold_s=0.0206, external_s=0.0, cpu_s=0.002)
     loaded = LoadedStage(
-        rate_rps=136.0, cpu_s=0.001, service_cores=0.136, loop_utilisation=0.136,
+        rate_rps=136.0, cpu_s=0.001, loop_utilisation=0.136,
         db_hold_s={"/orders": 0.0231},
     )  # fmt: skip
     probe = ProbeResult(fit_loaded((at_rest,), loaded), Capacities(4, 10), loaded, (at_rest,))
