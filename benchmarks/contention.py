@@ -21,19 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmarks import cpu
+from loadtests.box_speed import spin_ms
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _POSTGRES = ("postgres", "postmaster")
-_SPIN_LOOPS = 100_000
-
-
-def spin_ms() -> float:
-    """CPU milliseconds a fixed pure-Python loop takes on this thread (about 5 ms)."""
-    started = time.thread_time()
-    total = 0
-    for i in range(_SPIN_LOOPS):
-        total += i * i
-    return (time.thread_time() - started) * 1e3
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from benchmarks.contention import Contention
 from benchmarks.generator import GeneratorResult
 from benchmarks.quick import QUICK_GOAL_S, median_wall_s
 from benchmarks.ramps import RampRow
+from loadtests.box_speed import MOVED
 
 GENERATOR_GOAL = 3.0
 """Max offered rate of one generator process, times the default knee."""
@@ -124,20 +125,23 @@ def _ratio_lines(report: HarnessReport) -> list[str]:
 
 def _knee_row(r: RampRow, label: str) -> str:
     error = None if r.error is None else r.error * 100
+    speed = None if r.box_speed_change is None else r.box_speed_change * 100
     return (
         f"    {label:<22}{_n(r.probe_hold_ms, '.2f', 7)}{_n(r.predicted_rps, '.0f', 9)}"
         f"  {r.bottleneck or '—':<10}{_n(r.knee_rps, '.0f', 7)}{_n(r.knee_target_rps, '.0f', 9)}"
         f"{_n(error, '+.1f', 8)}{' ' if error is None else '%'}"
         f"{_n(r.knee_hold_ms, '.2f', 10)}{_n(r.knee_cpu, '.2f', 6)}"
+        f"{_n(speed, '+.0f', 6)}{' ' if speed is None else '%'}"
         f"{r.stages:>7}  {r.first_rps:>5.0f} +{r.increment_rps:<4.0f}{r.wall_s:>6.0f}"
     )
 
 
 _KNEE_HEADER = (
     f"    {'config':<22}{'hold':>7}{'predict':>9}  {'bottleneck':<10}{'knee':>7}{'(target)':>9}"
-    f"{'error':>8} {'hold@knee':>10}{'CPU':>6}{'stages':>7}  {'first':>5} +{'step':<4}{'wall':>6}",
+    f"{'error':>8} {'hold@knee':>10}{'CPU':>6}{'box':>7}{'stages':>7}  {'first':>5} +{'step':<4}"
+    f"{'wall':>6}",
     f"    {'':<22}{'ms':>7}{'req/s':>9}  {'':<10}{'req/s':>7}{'req/s':>9}"
-    f"{'':>8} {'ms':>10}{'cores':>6}{'':>7}  {'req/s':>5}  {'':<4}{'s':>5}",
+    f"{'':>8} {'ms':>10}{'cores':>6}{'slower':>7}{'':>7}  {'req/s':>5}  {'':<4}{'s':>5}",
 )
 
 
@@ -167,8 +171,23 @@ def _knee_lines(report: HarnessReport) -> list[str]:
         f"    goal |error| ≤ {KNEE_GOAL:.0%}: {', '.join(counts)} configurations"
         + ("; [a] = part (a)'s default ramp, not counted" if report.default else "")
     )
+    held = [r for r in report.knees if r.box_speed_change is not None and not _moved(r)]
+    if held:
+        met = sum(r.error is not None and abs(r.error) <= KNEE_GOAL for r in held)
+        lines.append(
+            f"    where the box held its speed (box column within ±{MOVED:.0%}): {met} of"
+            f" {len(held)} configurations"
+        )
+    lines.append(
+        "    box = how much slower a fixed loop ran on the box's CPUs in the knee stage than"
+        " during the probe (loadtests.box_speed): CPU-bound knees move with it"
+    )
     lines += [f"    {r.label}: {note}" for r in report.knees for note in r.notes]
     return lines
+
+
+def _moved(row: RampRow) -> bool:
+    return row.box_speed_change is not None and abs(row.box_speed_change) > MOVED
 
 
 def _quick_lines(report: HarnessReport) -> list[str]:

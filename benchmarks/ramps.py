@@ -8,12 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.box_speed import speed_change
 from loadtests.capacity import compare_knee
 from loadtests.outcome import RampOutcome
 from loadtests.profiles import ProfileParams, build_profile
 from loadtests.ramp import RampJob, run_job
 from loadtests.runner import RampConfig
-from loadtests.samples import ServerSample, StageSample
+from loadtests.samples import ServerSample
 
 Say = Callable[[str], None]
 _RUNNER_LINE = re.compile(r"^\[\s*\d+s,")
@@ -59,6 +60,9 @@ class RampRow:
     aborted: str | None = None
     explanation: str = ""
     notes: tuple[str, ...] = ()
+    box_speed_change: float | None = None
+    """How much slower the box ran in the knee stage than during the probe (-0.2: 20% faster;
+    :mod:`loadtests.box_speed`), None where either was not read."""
 
     @property
     def error(self) -> float | None:
@@ -94,11 +98,6 @@ def _probe_hold_ms(outcome: RampOutcome) -> float | None:
     return pool[0] * 1000 if pool else None
 
 
-def _knee_stage(outcome: RampOutcome) -> StageSample | None:
-    index = outcome.tipping.knee_index
-    return next((s for s in outcome.stages if s.index == index), None)
-
-
 def _hold_ms(server: ServerSample | None) -> float | None:
     if server is None or server.throughput_rps <= 0:
         return None
@@ -129,7 +128,8 @@ def timed_ramp(label: str, job: RampJob, say: Say, started: float | None = None)
         )  # fmt: skip
     prediction = outcome.prediction
     knee = outcome.tipping.knee_rps
-    stage = _knee_stage(outcome)
+    stage = outcome.knee_stage
+    speeds = outcome.box_speeds()
     server = stage.server if stage else None
     if prediction is not None and knee is not None:
         check = compare_knee(prediction, knee)
@@ -148,4 +148,5 @@ def timed_ramp(label: str, job: RampJob, say: Say, started: float | None = None)
         stages=len(outcome.stages),
         aborted=outcome.aborted,
         explanation=outcome.tipping.explanation,
+        box_speed_change=None if speeds is None else speed_change(*speeds),
     )

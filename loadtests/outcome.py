@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.box_speed import BoxSpeed
 from loadtests.capacity import Prediction
 from loadtests.exit_codes import ExitCode
 from loadtests.faults.runner import AppliedFault
@@ -41,6 +42,18 @@ class RampOutcome:
     """The order ledger checked against the database; None when brink did not know it."""
     faults: tuple[AppliedFault, ...] = ()
     """What the fault schedule did during the run (``brink ramp --fault``), in order."""
+
+    @property
+    def knee_stage(self) -> StageSample | None:
+        return next((s for s in self.stages if s.index == self.tipping.knee_index), None)
+
+    def box_speeds(self) -> tuple[BoxSpeed, BoxSpeed] | None:
+        """The box's speed during the probe and in the knee stage, when both were read alike."""
+        probe, knee = self.probe.box_speed if self.probe else None, self.knee_stage
+        if probe is None or knee is None or knee.box_speed_ms is None:
+            return None
+        at_knee = BoxSpeed(knee.box_speed_ms)
+        return (probe, at_knee) if len(at_knee.per_cpu_ms) == len(probe.per_cpu_ms) else None
 
     def to_dict(self) -> dict[str, Any]:
         prediction = None

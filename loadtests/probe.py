@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 import httpx2
 
+from loadtests.box_speed import BoxSpeed, cpu_speeds
 from loadtests.capacity import Capacities, RouteDemand, fit_hold_growth, predict
 from loadtests.mix import Mix
 from loadtests.scrape import Scrape, Scraper
@@ -87,6 +88,8 @@ class ProbeResult:
     loaded: LoadedStage | None = None
     at_rest: tuple[RouteDemand, ...] = ()
     """The figures at rest as the bursts measured them (when a loaded stage changed them)."""
+    box_speed: BoxSpeed | None = None
+    """How fast the box's CPUs ran during the probe (:mod:`loadtests.box_speed`)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -94,6 +97,7 @@ class ProbeResult:
             "capacities": self.capacities.__dict__,
             "loaded": None if self.loaded is None else self.loaded.__dict__,
             "at_rest": [demand.__dict__ for demand in self.at_rest],
+            "box_speed_ms": None if self.box_speed is None else list(self.box_speed.per_cpu_ms),
         }
 
 
@@ -160,10 +164,11 @@ def probe(
     prediction, then for ``loaded_s`` at ``loaded_share`` x the prediction with the CPU per
     request the warm-up measured; ``loaded_share`` 0 skips it. When it cannot measure (the
     service falls behind, requests fail), the figures at rest are used as they are: the ramp
-    still runs.
+    still runs. The box's speed is read before the bursts, after them and after the loaded stage.
     """
     scraper = Scraper(base_url + "/metrics")
     demands = []
+    speeds = [cpu_speeds()]
     try:
         with httpx2.Client(base_url=base_url, timeout=30.0) as client:
             for kind, share in mix.shares().items():
@@ -189,7 +194,8 @@ def probe(
         cpu_cores=1.0,
         external_api_rps=_external_api_rps(slow_api_metrics_url),
     )
-    at_rest = ProbeResult(tuple(demands), capacities)
+    speeds.append(cpu_speeds())
+    at_rest = ProbeResult(tuple(demands), capacities, box_speed=BoxSpeed.of(speeds))
     if loaded_share <= 0:
         return at_rest
 
@@ -205,13 +211,16 @@ def probe(
     except ProbeFailed as exc:
         progress(f"probe under load: {exc}; the model uses the figures at rest")
         return at_rest
+    speeds.append(cpu_speeds())
     holds = ", ".join(f"{route} {hold * 1e3:.2f} ms" for route, hold in loaded.db_hold_s.items())
     progress(
         f"probe under load: {loaded.rate_rps:.0f} req/s for {loaded_s:g} s, CPU"
         f" {loaded.cpu_s * 1e3:.2f} ms per request (loop {loaded.loop_utilisation:.0%} busy),"
         f" DB hold {holds or 'none'}"
     )
-    return ProbeResult(fit_loaded(demands, loaded), capacities, loaded, tuple(demands))
+    return ProbeResult(
+        fit_loaded(demands, loaded), capacities, loaded, tuple(demands), BoxSpeed.of(speeds)
+    )
 
 
 def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand, ...]:

@@ -11,6 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from loadtests.box_speed import speed_change, speed_moved
 from loadtests.capacity import compare_knee
 from loadtests.exit_codes import ExitCode
 from loadtests.outcome import RampOutcome
@@ -140,6 +141,8 @@ def _prediction(outcome: RampOutcome) -> list[Block]:
             line += " The ramp never went past its knee, so the measured figure is a lower bound."
     limiting = pred.limiting
     blocks += [para(line), para("Bottleneck: ", Code(limiting.explain()))]
+    if speed := _box_speed(outcome):
+        blocks.append(para(speed))
     knee_use = pred.utilisation_at(tip.knee_rps) if tip.knee_rps is not None else {}
     rows = tuple(
         (
@@ -153,6 +156,27 @@ def _prediction(outcome: RampOutcome) -> list[Block]:
     )
     headers = ("resource", "capacity", "demand per request", "max req/s", "used at the knee")
     return [*blocks, Table(headers, rows, frozenset({3, 4}))]
+
+
+def _box_speed(outcome: RampOutcome) -> str | None:
+    """Whether the box ran as fast at the knee as during the probe (a CPU-bound prediction
+    moves with it), or None when either was not measured."""
+    if (speeds := outcome.box_speeds()) is None:
+        return None
+    probe, at_knee = speeds
+    change = speed_change(probe, at_knee)
+    line = (
+        f"Box speed (a fixed loop's CPU time on each CPU, lower is faster): {probe.describe()}"
+        f" in the probe, {at_knee.describe()} at the knee: "
+    )
+    if not speed_moved(probe, at_knee):
+        return line + "the box held its speed."
+    side = "slower" if change > 0 else "faster"
+    return line + (
+        f"the box ran {abs(change):.0%} {side} at the knee than in the probe. A prediction"
+        " limited by the service's CPU moves with the box's speed; one limited by the pool"
+        " much less."
+    )
 
 
 def _thresholds(outcome: RampOutcome) -> list[Block]:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests.box_speed import BoxSpeed, cpu_speeds
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.process import ManagedProcess, free_port
 from loadtests.profiles import Profile, ProfileParams, build_profile
@@ -257,9 +258,11 @@ def run_ramp(
     aborted: str | None = None
     live: _LiveStage | None = None
     finished: list[StageSample] = []
+    speeds: list[tuple[float, tuple[float, ...]]] = []
     try:
         while locust.running():
             time.sleep(1.0)
+            speeds.append((time.time(), cpu_speeds()))
             server = service.scrape()
             scrape = generator.scrape()
             if time.monotonic() > deadline:
@@ -302,7 +305,7 @@ def run_ramp(
         service.scrape()
         service.close()
         generator.close()
-    stages, timeline = _stages_from(out, service.scrapes, config)
+    stages, timeline = _stages_from(out, service.scrapes, config, speeds)
     return RampRun(stages, timeline, exit_code, aborted, service.scrapes)
 
 
@@ -313,9 +316,13 @@ def _wait(process: ManagedProcess, timeout_s: float) -> None:
 
 
 def _stages_from(
-    out: Path, scrapes: Sequence[Scrape], config: RampConfig
+    out: Path,
+    scrapes: Sequence[Scrape],
+    config: RampConfig,
+    speeds: Sequence[tuple[float, tuple[float, ...]]] = (),
 ) -> tuple[list[StageSample], list[dict[str, Any]]]:
-    """Join the generator's series with the service's scrapes over each stage's window."""
+    """Join the generator's series with the service's scrapes (and the box's speed readings,
+    each at its wall-clock time) over each stage's window."""
     if not out.exists():
         return [], []
     document = json.loads(out.read_text())
@@ -331,6 +338,7 @@ def _stages_from(
         if last - first < 1:
             continue
         client = window(seconds, first, last)
+        speed = BoxSpeed.of([reading for at, reading in speeds if first <= at <= last])
         stages.append(
             StageSample(
                 index=entry["index"],
@@ -347,6 +355,7 @@ def _stages_from(
                 errors=client.errors,
                 requests=client.requests,
                 server=server_window(scrapes, first, last),
+                box_speed_ms=None if speed is None else speed.per_cpu_ms,
             )
         )
     return stages, timeline

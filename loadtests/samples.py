@@ -62,6 +62,9 @@ class StageSample:
     requests: int = 0
     """Requests completed in the window."""
     server: ServerSample | None = None
+    box_speed_ms: tuple[float, ...] | None = None
+    """The box's speed in the window: a fixed loop's median CPU ms on each CPU
+    (:mod:`loadtests.box_speed`; lower is faster)."""
 
     @property
     def error_rate(self) -> float:
@@ -82,4 +85,9 @@ class StageSample:
     def from_dict(cls, data: dict[str, Any]) -> StageSample:
         fields = {k: v for k, v in data.items() if k not in ("error_rate", "goodput_ratio")}
         server = fields.pop("server", None)
-        return cls(**fields, server=ServerSample(**server) if server else None)
+        speed = fields.pop("box_speed_ms", None)
+        return cls(
+            **fields,
+            server=ServerSample(**server) if server else None,
+            box_speed_ms=None if speed is None else tuple(speed),
+        )

@@ -69,6 +69,11 @@ def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> No
     first = report["stages"][0]
     assert abs(first["offered_rps"] - 60) / 60 < 0.05  # open model: offered what was asked
     assert first["server"]["pool_size"] == 4
+    # The box's speed, read on every CPU in the probe and in each stage, is in the report.
+    cpus = len(report["probe"]["box_speed_ms"])
+    assert cpus >= 1
+    assert all(len(s["box_speed_ms"]) == cpus for s in report["stages"])
+    assert "Box speed" in (run_dir / "summary.md").read_text()
 
     suite = ET.parse(run_dir / "junit.xml").getroot()
     assert not list(suite.iter("failure"))

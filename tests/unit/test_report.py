@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from loadtests.box_speed import BoxSpeed
 from loadtests.capacity import Capacities, RouteDemand, predict
 from loadtests.exit_codes import ExitCode
 from loadtests.ledger import LedgerVerdict
@@ -294,3 +295,32 @@ def test_the_probe_section_says_what_the_loaded_stage_changed(outcome: RampOutco
         " 23.10 ms." in text
     )
     assert json.loads(json.dumps(probe.to_dict()))["at_rest"][0]["cpu_s"] == 0.002
+
+
+def _with_speeds(
+    outcome: RampOutcome, probe_ms: tuple[float, ...], knee_ms: tuple[float, ...]
+) -> RampOutcome:
+    """``outcome`` with the box's speed read in the probe and in every stage."""
+    assert outcome.probe is not None
+    probe = dataclasses.replace(outcome.probe, box_speed=BoxSpeed(probe_ms))
+    stages = tuple(dataclasses.replace(s, box_speed_ms=knee_ms) for s in outcome.stages)
+    return dataclasses.replace(outcome, probe=probe, stages=stages)
+
+
+def test_the_prediction_says_whether_the_box_held_its_speed(outcome: RampOutcome) -> None:
+    def text(case: RampOutcome) -> str:
+        return "\n".join(str(block) for block in content(case, CONFIG))
+
+    assert "Box speed" not in text(outcome)
+    held = text(_with_speeds(outcome, (4.0, 6.0), (4.2, 5.5)))
+    assert "4.0 / 6.0 ms in the probe, 4.2 / 5.5 ms at the knee: the box held its speed." in held
+    faster = text(_with_speeds(outcome, (4.0, 6.0), (4.0, 4.0)))
+    assert "the box ran 20% faster at the knee than in the probe." in faster
+
+
+def test_a_stage_keeps_its_box_speed_through_json(outcome: RampOutcome) -> None:
+    stage = dataclasses.replace(outcome.stages[0], box_speed_ms=(4.0, 6.5))
+    assert StageSample.from_dict(json.loads(json.dumps(stage.to_dict()))) == stage
+    probe = _with_speeds(outcome, (4.0, 6.0), (4.0, 6.0)).probe
+    assert probe is not None
+    assert probe.to_dict()["box_speed_ms"] == [4.0, 6.0]
