@@ -18,12 +18,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loadtests.client_retry import POLICIES
-from loadtests.compare import Tolerances, compare
+from loadtests.compare import Tolerances, compare, speed_note
 from loadtests.exit_codes import ExitCode
 from loadtests.faults.spec import FaultSchedule, FaultStep, parse_step
 from loadtests.mix import parse_weights
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
-from loadtests.outcome import summary_from_report
+from loadtests.outcome import knee_box_speed, summary_from_report
 from loadtests.pacing import ARRIVALS
 from loadtests.profiles import PROFILES, ProfileParams, build_profile
 from loadtests.runner import RampConfig
@@ -484,9 +484,10 @@ def _report(path: Path) -> dict[str, Any]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     try:
-        baseline = summary_from_report(_report(args.baseline))
-        current = summary_from_report(_report(args.current))
-    except (OSError, ValueError, KeyError) as exc:
+        reports = _report(args.baseline), _report(args.current)
+        baseline, current = (summary_from_report(report) for report in reports)
+        speeds = [knee_box_speed(report) for report in reports]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         print(f"brink compare: cannot read a report: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     tolerances = Tolerances(
@@ -494,6 +495,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     comparison = compare(baseline, current, tolerances)
     print(comparison.to_markdown())
+    if note := speed_note(*speeds):
+        print(f"\n{note}")
     return comparison.exit_code
 
 

@@ -9,6 +9,10 @@ Three metrics are diffed, each with its own kind of slack (:class:`Tolerances`):
 
 A metric missing from the current run but present in the baseline is a regression (a knee that
 disappeared, no latency at the average rate); missing from the baseline only is not.
+
+When the box ran at a different speed at the two knees (:mod:`loadtests.box_speed`: a shared CI
+runner's CPUs do), :func:`speed_note` says so: the verdict stands, but a CPU-bound knee moves
+with the box, not only with the code.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loadtests.box_speed import BoxSpeed, speed_change, speed_moved
 from loadtests.exit_codes import ExitCode
 from loadtests.summary import RunSummary
 
@@ -134,4 +139,20 @@ def compare(
                 higher_is_better=False,
             ),
         )
+    )
+
+
+def speed_note(baseline: BoxSpeed | None, current: BoxSpeed | None) -> str | None:
+    """A warning when the box's speed at the current knee moved from the baseline's, else None."""
+    if baseline is None or current is None or len(baseline.per_cpu_ms) != len(current.per_cpu_ms):
+        return None
+    if not speed_moved(baseline, current):
+        return None
+    change = speed_change(baseline, current)
+    return (
+        f"Box speed at the knee (a fixed loop's CPU time on each CPU): baseline"
+        f" {baseline.describe()}, current {current.describe()}: this box ran"
+        f" {abs(change):.0%} {'slower' if change > 0 else 'faster'} in the current run. A knee"
+        " limited by the service's CPU moves with the box's speed: re-run before trusting a"
+        " change in it."
     )

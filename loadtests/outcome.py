@@ -93,3 +93,11 @@ class RampOutcome:
 def summary_from_report(report: dict[str, Any]) -> RunSummary:
     """The :class:`RunSummary` of a ``report.json`` written by an earlier run."""
     return RunSummary.from_dict(report["summary"])
+
+
+def knee_box_speed(report: dict[str, Any]) -> BoxSpeed | None:
+    """The box's speed in the knee stage of a ``report.json`` (None: no knee, or not read)."""
+    index = (report.get("tipping") or {}).get("knee_index")
+    stage = next((s for s in report.get("stages", []) if s.get("index") == index), None)
+    speed = None if stage is None else stage.get("box_speed_ms")
+    return BoxSpeed(tuple(speed)) if speed else None

@@ -28,10 +28,19 @@ BASELINE = RunSummary(
 )
 
 
-def _run(tmp_path: Path, name: str, summary: RunSummary) -> Path:
+def _run(
+    tmp_path: Path, name: str, summary: RunSummary, knee_speed_ms: list[float] | None = None
+) -> Path:
+    """A run folder whose report has ``summary`` (and a knee stage at ``knee_speed_ms``)."""
     folder = tmp_path / name
     folder.mkdir()
-    (folder / "report.json").write_text(json.dumps({"summary": summary.to_dict()}))
+    report: dict[str, object] = {"summary": summary.to_dict()}
+    if knee_speed_ms is not None:
+        report |= {
+            "tipping": {"knee_index": 3},
+            "stages": [{"index": 3, "box_speed_ms": knee_speed_ms}],
+        }
+    (folder / "report.json").write_text(json.dumps(report))
     return folder
 
 
@@ -49,6 +58,19 @@ def test_compare_flags_a_lowered_tipping_point(tmp_path: Path) -> None:
     baseline_file = _run(tmp_path, "a", BASELINE) / "report.json"
     code = main(["compare", str(baseline_file), str(_run(tmp_path, "b", current))])
     assert code == ExitCode.REGRESSION
+
+
+def test_compare_warns_when_the_box_ran_at_another_speed_at_the_knees(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    current = dataclasses.replace(BASELINE, knee_rps=150.0)
+    baseline = _run(tmp_path, "a", BASELINE, [4.0, 4.2])
+    code = main(["compare", str(baseline), str(_run(tmp_path, "b", current, [6.5, 6.9]))])
+    assert code == ExitCode.REGRESSION  # the verdict stands; the note says why to re-run
+    out = capsys.readouterr().out
+    assert "baseline 4.0 / 4.2 ms, current 6.5 / 6.9 ms: this box ran 63% slower" in out
+    assert main(["compare", str(baseline), str(_run(tmp_path, "c", BASELINE, [4.1, 4.3]))]) == 0
+    assert "Box speed" not in capsys.readouterr().out
 
 
 def test_compare_refuses_what_is_not_a_report(

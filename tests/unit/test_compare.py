@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from loadtests.compare import Tolerances, compare
+from loadtests.box_speed import BoxSpeed
+from loadtests.compare import Tolerances, compare, speed_note
 from loadtests.exit_codes import ExitCode
 from loadtests.summary import RunSummary
 
@@ -112,3 +113,12 @@ def test_markdown_table() -> None:
             "**Verdict: regression in knee_rps, p95_at_average_ms**",
         ]
     )
+
+
+def test_a_speed_note_only_when_the_box_moved_between_the_knees() -> None:
+    assert speed_note(None, BoxSpeed((4.0,))) is None
+    assert speed_note(BoxSpeed((4.0, 4.0)), BoxSpeed((4.0,))) is None
+    assert speed_note(BoxSpeed((4.0, 4.0)), BoxSpeed((4.2, 4.4))) is None
+    note = speed_note(BoxSpeed((5.0, 5.0)), BoxSpeed((4.0, 4.0)))
+    assert note is not None
+    assert "this box ran 20% faster in the current run" in note
