@@ -15,6 +15,7 @@ scheduler puts it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -38,7 +39,8 @@ def spin_ms() -> float:
 def cpu_speeds() -> tuple[float, ...]:
     """The loop's CPU ms on each CPU this process may use (one reading where none can be pinned).
 
-    Pins only the calling thread (``pid`` 0 is the thread on Linux), and restores its mask.
+    Pins only the calling thread (``pid`` 0 is the thread on Linux), and restores its mask. Where
+    pinning is refused (a container's changing CPU set), one unpinned reading.
     """
     if not hasattr(os, "sched_setaffinity"):
         return (spin_ms(),)
@@ -48,8 +50,11 @@ def cpu_speeds() -> tuple[float, ...]:
         for cpu in sorted(allowed):
             os.sched_setaffinity(0, {cpu})
             readings.append(spin_ms())
+    except OSError:
+        return (spin_ms(),)
     finally:
-        os.sched_setaffinity(0, allowed)
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, allowed)
     return tuple(readings)
 
 

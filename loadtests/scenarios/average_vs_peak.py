@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from loadtests.samples import StageSample
 from loadtests.scenarios.base import (
     LOW_KNEE_SETTINGS,
-    ScenarioContext,
     ScenarioResult,
     StackNeeds,
     Verdict,
     combined,
     healthy,
 )
+from loadtests.scenarios.context import ScenarioContext
 
 AVERAGE_FACTOR = 0.5
 """The average load, as a share of the predicted saturation throughput."""

@@ -22,15 +22,8 @@ from types import MappingProxyType
 
 from loadtests.runner import RampConfig
 from loadtests.samples import StageSample
-from loadtests.scenarios.base import (
-    Phase,
-    ScenarioContext,
-    ScenarioResult,
-    StackNeeds,
-    Verdict,
-    combined,
-    ratio,
-)
+from loadtests.scenarios.base import Phase, ScenarioResult, StackNeeds, Verdict, combined, ratio
+from loadtests.scenarios.context import ScenarioContext
 from loadtests.tipping import find_tipping_point
 
 OVERLOAD_FACTOR = 2.0

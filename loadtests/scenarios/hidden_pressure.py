@@ -20,12 +20,8 @@ import threading
 from dataclasses import dataclass
 
 from loadtests.faults.spec import FaultSchedule, parse_step
-from loadtests.scenarios.base import (
-    ScenarioContext,
-    ScenarioResult,
-    StackNeeds,
-    Verdict,
-)
+from loadtests.scenarios.base import ScenarioResult, StackNeeds, Verdict
+from loadtests.scenarios.context import ScenarioContext
 from loadtests.scenarios.verdicts import (
     ORDER_ROUTE,
     Bottleneck,

@@ -23,13 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from loadtests.faults.spec import FaultSchedule, parse_step
-from loadtests.scenarios.base import (
-    Phase,
-    ScenarioContext,
-    ScenarioResult,
-    StackNeeds,
-    Verdict,
-)
+from loadtests.scenarios.base import Phase, ScenarioResult, StackNeeds, Verdict
+from loadtests.scenarios.context import ScenarioContext
 from loadtests.scenarios.verdicts import fault_span, load_span, recovery_verdict, repeat_summary
 from loadtests.series import totals
 

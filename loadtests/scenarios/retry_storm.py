@@ -21,13 +21,8 @@ from dataclasses import dataclass
 from loadtests.capacity import Prediction
 from loadtests.faults.spec import FaultSchedule, parse_step
 from loadtests.mix import Mix, parse_weights
-from loadtests.scenarios.base import (
-    Phase,
-    ScenarioContext,
-    ScenarioResult,
-    StackNeeds,
-    Verdict,
-)
+from loadtests.scenarios.base import Phase, ScenarioResult, StackNeeds, Verdict
+from loadtests.scenarios.context import ScenarioContext
 from loadtests.scenarios.verdicts import (
     Amplification,
     SpillOver,

@@ -1,7 +1,7 @@
 """``brink scenario NAME``, end to end: stack, scenario, reports, exit code.
 
 1. Start the native stack with what the scenario needs (its settings, then the operator's).
-2. Build the :class:`~loadtests.scenarios.base.ScenarioContext` and run the scenario.
+2. Build the :class:`~loadtests.scenarios.context.ScenarioContext` and run the scenario.
 3. Write the reports (:mod:`loadtests.scenarios.report`) and stop the stack.
 4. Exit 0 when the lesson showed, 1 when it did not, 3 when the run itself failed.
 """
@@ -21,14 +21,13 @@ from loadtests.native.process import free_port
 from loadtests.native.stack import NativeStack, StackConfig, StackError
 from loadtests.probe import ProbeFailed
 from loadtests.scenarios.base import (
-    Say,
     Scenario,
-    ScenarioContext,
     ScenarioError,
     ScenarioOptions,
     ScenarioResult,
     StackNeeds,
 )
+from loadtests.scenarios.context import Say, ScenarioContext
 from loadtests.scenarios.registry import load
 from loadtests.scenarios.report import write_reports
 

@@ -14,14 +14,8 @@ import math
 from dataclasses import dataclass, field
 
 from loadtests.samples import StageSample
-from loadtests.scenarios.base import (
-    LOW_KNEE_SETTINGS,
-    ScenarioContext,
-    ScenarioResult,
-    StackNeeds,
-    Verdict,
-    ratio,
-)
+from loadtests.scenarios.base import LOW_KNEE_SETTINGS, ScenarioResult, StackNeeds, Verdict, ratio
+from loadtests.scenarios.context import ScenarioContext
 from loadtests.tipping import by_load, find_tipping_point, goodput_share
 
 START_FACTOR = 0.5

@@ -23,6 +23,18 @@ def test_one_reading_per_cpu_the_process_may_use_and_the_mask_is_restored() -> N
     assert os.sched_getaffinity(0) == allowed
 
 
+def test_where_pinning_is_refused_one_unpinned_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+
+    def refuse(pid: int, mask: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    (reading,) = cpu_speeds()
+    assert reading > 0
+
+
 def test_a_speed_is_the_median_of_each_cpu_over_its_readings() -> None:
     speed = BoxSpeed.of([(4.0, 7.0), (4.2, 6.0), (9.0, 6.5)])
     assert speed == BoxSpeed((4.2, 6.5))

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from loadtests.scenarios.base import ScenarioContext, ScenarioError, ScenarioOptions
+from loadtests.scenarios.base import ScenarioError, ScenarioOptions
+from loadtests.scenarios.context import ScenarioContext
 
 SERVICE, SLOW_API = "http://127.0.0.1:8000", "http://127.0.0.1:8001"
 BUSY = "brink_http_requests_in_flight 7\nbrink_db_pool_waiters 3\n"
