@@ -173,9 +173,9 @@ def _box_speed(outcome: RampOutcome) -> str | None:
         return line + "the box held its speed."
     side = "slower" if change > 0 else "faster"
     return line + (
-        f"the box ran {abs(change):.0%} {side} at the knee than in the probe. A prediction"
-        " limited by the service's CPU moves with the box's speed; one limited by the pool"
-        " much less."
+        f"the box ran {abs(change):.0%} {side} at the knee than in the probe. When the box's"
+        " speed moves, so can a knee the service's CPU limits (a pool-bound one much less):"
+        " re-run before reading much into the gap between the two."
     )
 
 
