@@ -45,6 +45,7 @@ class RampOutcome:
 
     @property
     def knee_stage(self) -> StageSample | None:
+        """The stage the knee was found in, None without a knee."""
         return next((s for s in self.stages if s.index == self.tipping.knee_index), None)
 
     def box_speeds(self) -> tuple[BoxSpeed, BoxSpeed] | None:
