@@ -63,9 +63,11 @@ rename a CPU-bound service DB-bound.
 each request wakes an idle process, and an order read 1.25-2.58 ms of CPU at rest against
 0.84-1.58 ms under load on the 2-core box this was written on. Its capacity is
 :data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
-core. This is the least steady corner of the model on a shared 2-core box: the box's own speed
-moved by half or more within minutes (a fixed loop's CPU time, timed by the harness), and the
-knee of the same configuration with it (pool 16 / 5 ms: 290-909 req/s over 15 runs).
+core. This is the least steady corner of the model on a shared 2-core box: its two CPUs ran a
+fixed loop up to twice as slowly as each other for seconds to minutes at a time
+(:mod:`loadtests.box_speed`), so the probe's CPU per request and the knee of the same
+configuration both moved with whichever CPU the service had (pool 16 / 5 ms: 594-941 req/s
+over eleven runs of one afternoon). Unbiased on the median, but single runs land up to 25% off.
 """
 
 from __future__ import annotations
@@ -82,10 +84,9 @@ LOOP_SHARE = 0.72
 Measured, not derived: on the 2-core box this was written on, the CPU-bound ramps (pool
 16 / 5 ms and 20 / 20 ms, orders only, 18 runs) tipped with the service at 0.49-0.80 of a
 core, median 0.72, never near 1. The CPU counter misses what the loop loses to the rest of the
-box: waiting for a core the database and the load generator hold, running slower beside a
-busy hyperthread sibling (two vCPUs are often one physical core), and, in the slowest runs, to
-neighbours on the host. A machine with more cores to spare lets the loop go further: set
-:attr:`Capacities.loop_share` there."""
+box: waiting for a core the database and the load generator hold, and running slower when the
+host's core under it is shared with neighbours. A machine with more cores to spare lets the
+loop go further: set :attr:`Capacities.loop_share` there (``brink ramp --loop-share``)."""
 
 _SHARE_TOLERANCE = 1e-6
 _BISECTION_STEPS = 100

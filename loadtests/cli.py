@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from loadtests.capacity import LOOP_SHARE
 from loadtests.client_retry import POLICIES
 from loadtests.compare import Tolerances, compare, speed_note
 from loadtests.exit_codes import ExitCode
@@ -244,6 +245,17 @@ def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
     return parse
 
 
+def _share(text: str) -> float:
+    """argparse type: a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -363,6 +375,15 @@ def _add_ramp(subparsers: Subparsers) -> None:
     _add_settings(parser, "setting for the stack brink starts, e.g. --set DB__POOL_MAX=10")
     parser.add_argument("--no-probe", action="store_true", help="skip the capacity probe")
     parser.add_argument(
+        "--loop-share",
+        type=_share,
+        default=LOOP_SHARE,
+        metavar="SHARE",
+        help="share of its core the service's event loop can use before it tips, in the"
+        " capacity model (default %(default)s, measured on a 2-core machine; nearer 1 where"
+        " cores are to spare)",
+    )
+    parser.add_argument(
         "--no-abort", action="store_true", help="run the whole profile even after a collapse"
     )
     parser.add_argument(
@@ -431,6 +452,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         settings=dict(args.settings),
         thresholds=thresholds,
         probe=not args.no_probe,
+        loop_share=args.loop_share,
         faults=faults,
     )
     with _stop_on_signals():

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import httpx2
 
 from loadtests.box_speed import BoxSpeed, cpu_speeds
-from loadtests.capacity import Capacities, RouteDemand, fit_hold_growth, predict
+from loadtests.capacity import LOOP_SHARE, Capacities, RouteDemand, fit_hold_growth, predict
 from loadtests.mix import Mix
 from loadtests.scrape import Scrape, Scraper
 
@@ -157,6 +157,7 @@ def probe(
     progress: Callable[[str], None] = lambda _: None,
     loaded_share: float = 0.7,
     loaded_s: float = 3.0,
+    loop_share: float = LOOP_SHARE,
 ) -> ProbeResult:
     """Measure every kind of ``mix`` against the service at ``base_url``, at rest then loaded.
 
@@ -164,7 +165,9 @@ def probe(
     prediction, then for ``loaded_s`` at ``loaded_share`` x the prediction with the CPU per
     request the warm-up measured; ``loaded_share`` 0 skips it. When it cannot measure (the
     service falls behind, requests fail), the figures at rest are used as they are: the ramp
-    still runs. The box's speed is read before the bursts, after them and after the loaded stage.
+    still runs. ``loop_share`` is the model's usable share of the service's core
+    (:attr:`Capacities.loop_share`). The box's speed is read before the bursts, after them and
+    after the loaded stage.
     """
     scraper = Scraper(base_url + "/metrics")
     demands = []
@@ -193,6 +196,7 @@ def probe(
         external_connections=int(limits.total("brink_external_connections_max")),
         cpu_cores=1.0,
         external_api_rps=_external_api_rps(slow_api_metrics_url),
+        loop_share=loop_share,
     )
     speeds.append(cpu_speeds())
     at_rest = ProbeResult(tuple(demands), capacities, box_speed=BoxSpeed.of(speeds))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
-from loadtests.capacity import Prediction, predict
+from loadtests.capacity import LOOP_SHARE, Prediction, predict
 from loadtests.exit_codes import ExitCode
 from loadtests.faults.injector import CompositeInjector, KnobInjector
 from loadtests.faults.native import NativeProcessFaults
@@ -59,6 +59,8 @@ class RampJob:
     """Extra ``BRINK_*`` settings for the stack brink starts."""
     thresholds: Sequence[Threshold] = ()
     probe: bool = True
+    loop_share: float = LOOP_SHARE
+    """The capacity model's usable share of the service's core (:data:`LOOP_SHARE`)."""
     database_dsn: str | None = None
     """The target's Postgres, to check the order ledger against; None with a target: no check.
     The native stack's own database is always checked. Any order written there during the run
@@ -135,7 +137,8 @@ def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeR
         return None
     say("probing each route at low load (capacity model)")
     mix = Mix(parse_weights(job.config.mix))
-    return probe(service, mix, None if slow_api is None else slow_api + "/metrics", progress=say)
+    slow_api_metrics = None if slow_api is None else slow_api + "/metrics"
+    return probe(service, mix, slow_api_metrics, progress=say, loop_share=job.loop_share)
 
 
 def _check_ledger(run_dir: Path, dsn: str | None, since: float, say: Say) -> LedgerVerdict | None:

@@ -43,7 +43,7 @@ def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> No
     result = _brink(
         "ramp", *RAMP, *STACK, "--run-dir", str(run_dir),
         "--threshold", "knee_rps>=40", "--threshold", "error_rate_at_average<=0.01",
-        timeout_s=150,
+        "--loop-share", "0.9", timeout_s=150,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -57,6 +57,7 @@ def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> No
     predicted = report["prediction"]["saturation_rps"]
     knee = report["summary"]["knee_rps"]
     assert report["prediction"]["bottleneck"] == "db_pool"
+    assert report["probe"]["capacities"]["loop_share"] == 0.9  # --loop-share reached the model
     pool = next(r for r in report["prediction"]["resources"] if r["name"] == "db_pool")
     # The hold at rest is the configured 40 ms plus a little; the loaded hold (and with it the
     # prediction) also grows with how busy this machine is, so only the former has fixed bounds.

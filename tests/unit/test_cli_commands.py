@@ -95,6 +95,8 @@ def test_profiles_lists_every_profile(capsys: pytest.CaptureFixture[str]) -> Non
         (["--mix", "item=x"], "mix"),
         (["--average-rps", "100", "--peak-rps", "50"], "peak"),
         (["--rps-cap", "10", "--peak-rps", "100"], "cap"),
+        (["--loop-share", "0"], "--loop-share: must be in (0, 1]"),
+        (["--loop-share", "1.5"], "--loop-share: must be in (0, 1]"),
     ],
 )
 def test_ramp_refuses_bad_plans_before_starting_anything(
