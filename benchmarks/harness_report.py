@@ -180,7 +180,7 @@ def _knee_lines(report: HarnessReport) -> list[str]:
         )
     lines.append(
         "    box = how much slower a fixed loop ran on the box's CPUs in the knee stage than"
-        " during the probe (loadtests.box_speed): CPU-bound knees move with it"
+        " during the probe (loadtests.box_speed): a CPU-bound knee can move with it"
     )
     lines += [f"    {r.label}: {note}" for r in report.knees for note in r.notes]
     return lines

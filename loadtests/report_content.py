@@ -159,15 +159,16 @@ def _prediction(outcome: RampOutcome) -> list[Block]:
 
 
 def _box_speed(outcome: RampOutcome) -> str | None:
-    """Whether the box ran as fast at the knee as during the probe (a CPU-bound prediction
-    moves with it), or None when either was not measured."""
+    """Whether the box ran as fast at the knee as during the probe (a CPU-bound knee can move
+    with it), or None when either was not measured. The box is the machine brink runs on: the
+    service's too, unless ``--target`` points elsewhere."""
     if (speeds := outcome.box_speeds()) is None:
         return None
     probe, at_knee = speeds
     change = speed_change(probe, at_knee)
     line = (
-        f"Box speed (a fixed loop's CPU time on each CPU, lower is faster): {probe.describe()}"
-        f" in the probe, {at_knee.describe()} at the knee: "
+        "Box speed (a fixed loop's CPU time on each CPU of the machine brink ran on, lower is"
+        f" faster): {probe.describe()} in the probe, {at_knee.describe()} at the knee: "
     )
     if not speed_moved(probe, at_knee):
         return line + "the box held its speed."
