@@ -1,16 +1,18 @@
 """How fast the box's CPUs run right now: a fixed loop timed on each CPU's own clock.
 
 On a shared host (a CI runner, a cloud VM) a CPU's speed moves: a neighbour on the same
-physical core, the host's clock. On the 2-core box brink is measured on, one CPU often ran the
-same loop 50-75% slower than the other for minutes at a time. A CPU-bound service's capacity
-moves with it, so a prediction made from a probe on a slow spell misses a knee measured on a
-fast one. The ramp records these readings during the probe and in every stage so a report can
-say whether the box held its speed, instead of blaming (or crediting) the model.
+physical core, the host's clock. On the 2-core box brink is measured on, one CPU ran the same
+loop 40% or more slower than the other in a third of the readings, for seconds to minutes at a
+time. A CPU-bound service's capacity moves with it, so a prediction made from a probe on a slow
+spell can miss a knee measured on a fast one. The ramp records these readings during the probe
+and in every stage so a report can say whether the box held its speed, instead of blaming (or
+crediting) the model.
 
 The loop is timed on ``time.thread_time`` (CPU time of this thread only): waiting for a turn on
 the CPU is not in it, only how fast the instructions ran. Where a thread can be pinned
 (``os.sched_setaffinity``, Linux) the loop runs once on each CPU; elsewhere once, wherever the
-scheduler puts it.
+scheduler puts it. Machines with many CPUs are read on their first eight only (about 5 ms
+each), so a reading stays cheap enough to take every second.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 _SPIN_LOOPS = 100_000
+_MAX_CPUS = 8
 MOVED = 0.15
 """A change of the mean loop time beyond this share counts as the box's speed having moved."""
 
@@ -37,7 +40,8 @@ def spin_ms() -> float:
 
 
 def cpu_speeds() -> tuple[float, ...]:
-    """The loop's CPU ms on each CPU this process may use (one reading where none can be pinned).
+    """The loop's CPU ms on each CPU this process may use, up to eight (one reading where none
+    can be pinned).
 
     Pins only the calling thread (``pid`` 0 is the thread on Linux), and restores its mask. Where
     pinning is refused (a container's changing CPU set), one unpinned reading.
@@ -47,7 +51,7 @@ def cpu_speeds() -> tuple[float, ...]:
     allowed = os.sched_getaffinity(0)
     readings = []
     try:
-        for cpu in sorted(allowed):
+        for cpu in sorted(allowed)[:_MAX_CPUS]:
             os.sched_setaffinity(0, {cpu})
             readings.append(spin_ms())
     except OSError:

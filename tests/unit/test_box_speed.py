@@ -18,7 +18,7 @@ def test_one_reading_per_cpu_the_process_may_use_and_the_mask_is_restored() -> N
         pytest.skip("no CPU affinity on this platform: one unpinned reading")
     allowed = os.sched_getaffinity(0)
     readings = cpu_speeds()
-    assert len(readings) == len(allowed)
+    assert len(readings) == min(len(allowed), 8)
     assert all(ms > 0 for ms in readings)
     assert os.sched_getaffinity(0) == allowed
 
