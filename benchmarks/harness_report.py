@@ -11,7 +11,7 @@ from benchmarks.contention import Contention
 from benchmarks.generator import GeneratorResult
 from benchmarks.quick import QUICK_GOAL_S, median_wall_s
 from benchmarks.ramps import RampRow
-from loadtests.box_speed import MOVED
+from loadtests.box_speed import moved
 
 GENERATOR_GOAL = 3.0
 """Max offered rate of one generator process, times the default knee."""
@@ -171,11 +171,13 @@ def _knee_lines(report: HarnessReport) -> list[str]:
         f"    goal |error| ≤ {KNEE_GOAL:.0%}: {', '.join(counts)} configurations"
         + ("; [a] = part (a)'s default ramp, not counted" if report.default else "")
     )
-    held = [r for r in report.knees if r.box_speed_change is not None and not _moved(r)]
+    held = [
+        r for r in report.knees if r.box_speed_change is not None and not moved(r.box_speed_change)
+    ]
     if held:
         met = sum(r.error is not None and abs(r.error) <= KNEE_GOAL for r in held)
         lines.append(
-            f"    where the box held its speed (box column within ±{MOVED:.0%}): {met} of"
+            f"    where the box held its speed (box column within ±15%): {met} of"
             f" {len(held)} configurations"
         )
     lines.append(
@@ -184,10 +186,6 @@ def _knee_lines(report: HarnessReport) -> list[str]:
     )
     lines += [f"    {r.label}: {note}" for r in report.knees for note in r.notes]
     return lines
-
-
-def _moved(row: RampRow) -> bool:
-    return row.box_speed_change is not None and abs(row.box_speed_change) > MOVED
 
 
 def _quick_lines(report: HarnessReport) -> list[str]:

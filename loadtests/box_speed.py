@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 _SPIN_LOOPS = 100_000
 _MAX_CPUS = 8
-MOVED = 0.15
+_MOVED = 0.15
 """A change of the mean loop time beyond this share counts as the box's speed having moved."""
 
 
@@ -85,14 +85,17 @@ class BoxSpeed:
         return " / ".join(f"{ms:.1f}" for ms in self.per_cpu_ms) + " ms"
 
 
-def speed_change(before: BoxSpeed, after: BoxSpeed) -> float:
-    """How much slower the box ran ``after`` than ``before`` (-0.25: 25% faster; 0: the same).
+def speed_change(before: BoxSpeed, after: BoxSpeed) -> float | None:
+    """How much slower the box ran ``after`` than ``before`` (-0.25: 25% faster; 0: the same),
+    None when the two were not read on as many CPUs (not the same machine, or not alike).
 
     By the mean loop time over the CPUs: which CPU a process runs on is the scheduler's choice.
     """
-    return after.mean_ms / before.mean_ms - 1 if before.mean_ms > 0 else 0.0
+    if len(before.per_cpu_ms) != len(after.per_cpu_ms) or before.mean_ms <= 0:
+        return None
+    return after.mean_ms / before.mean_ms - 1
 
 
-def speed_moved(before: BoxSpeed, after: BoxSpeed) -> bool:
-    """Did the box's speed change by more than 15% between the two?"""
-    return abs(speed_change(before, after)) > MOVED
+def moved(change: float) -> bool:
+    """Is a :func:`speed_change` beyond 15%: the box's speed moved?"""
+    return abs(change) > _MOVED

@@ -67,7 +67,9 @@ core. This is the least steady corner of the model on a shared 2-core box: its t
 fixed loop up to twice as slowly as each other for seconds to minutes at a time
 (:mod:`loadtests.box_speed`), so the probe's CPU per request and the knee of the same
 configuration both moved with whichever CPU the service had (pool 16 / 5 ms: 594-941 req/s
-over eleven runs of one afternoon). Unbiased on the median, but single runs land up to 25% off.
+over eleven runs of one afternoon). Near zero on the median for orders, but single runs land
+from -24% to +49% off. A light mix (the default) is under-predicted steadily (+11% to +47%):
+its CPU per request keeps falling as the rate rises, and this model holds it constant.
 """
 
 from __future__ import annotations

@@ -509,7 +509,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         reports = _report(args.baseline), _report(args.current)
         baseline, current = (summary_from_report(report) for report in reports)
         speeds = [knee_box_speed(report) for report in reports]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"brink compare: cannot read a report: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     tolerances = Tolerances(

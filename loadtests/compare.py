@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loadtests.box_speed import BoxSpeed, speed_change, speed_moved
+from loadtests.box_speed import BoxSpeed, moved, speed_change
 from loadtests.exit_codes import ExitCode
 from loadtests.summary import RunSummary
 
@@ -144,11 +144,11 @@ def compare(
 
 def speed_note(baseline: BoxSpeed | None, current: BoxSpeed | None) -> str | None:
     """A warning when the box's speed at the current knee moved from the baseline's, else None."""
-    if baseline is None or current is None or len(baseline.per_cpu_ms) != len(current.per_cpu_ms):
-        return None
-    if not speed_moved(baseline, current):
+    if baseline is None or current is None:
         return None
     change = speed_change(baseline, current)
+    if change is None or not moved(change):
+        return None
     return (
         f"Box speed at the knee (a fixed loop's CPU time on each CPU): baseline"
         f" {baseline.describe()}, current {current.describe()}: this box ran"

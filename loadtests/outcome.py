@@ -49,12 +49,11 @@ class RampOutcome:
         return next((s for s in self.stages if s.index == self.tipping.knee_index), None)
 
     def box_speeds(self) -> tuple[BoxSpeed, BoxSpeed] | None:
-        """The box's speed during the probe and in the knee stage, when both were read alike."""
+        """The box's speed during the probe and in the knee stage, when both were read."""
         probe, knee = self.probe.box_speed if self.probe else None, self.knee_stage
         if probe is None or knee is None or knee.box_speed_ms is None:
             return None
-        at_knee = BoxSpeed(knee.box_speed_ms)
-        return (probe, at_knee) if len(at_knee.per_cpu_ms) == len(probe.per_cpu_ms) else None
+        return probe, BoxSpeed(knee.box_speed_ms)
 
     def to_dict(self) -> dict[str, Any]:
         prediction = None
@@ -97,8 +96,14 @@ def summary_from_report(report: dict[str, Any]) -> RunSummary:
 
 
 def knee_box_speed(report: dict[str, Any]) -> BoxSpeed | None:
-    """The box's speed in the knee stage of a ``report.json`` (None: no knee, or not read)."""
-    index = (report.get("tipping") or {}).get("knee_index")
-    stage = next((s for s in report.get("stages", []) if s.get("index") == index), None)
+    """The box's speed in the knee stage of a ``report.json`` (None: no knee, not read, or not
+    in the shape brink writes: the speed is a note, it never fails a comparison)."""
+    tipping, stages = report.get("tipping"), report.get("stages")
+    if not isinstance(tipping, dict) or not isinstance(stages, list):
+        return None
+    index = tipping.get("knee_index")
+    stage = next((s for s in stages if isinstance(s, dict) and s.get("index") == index), None)
     speed = None if stage is None else stage.get("box_speed_ms")
+    if not isinstance(speed, list) or not all(isinstance(ms, int | float) for ms in speed):
+        return None
     return BoxSpeed(tuple(speed)) if speed else None

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from loadtests.box_speed import speed_change, speed_moved
+from loadtests.box_speed import moved, speed_change
 from loadtests.capacity import compare_knee
 from loadtests.exit_codes import ExitCode
 from loadtests.outcome import RampOutcome
@@ -165,12 +165,13 @@ def _box_speed(outcome: RampOutcome) -> str | None:
     if (speeds := outcome.box_speeds()) is None:
         return None
     probe, at_knee = speeds
-    change = speed_change(probe, at_knee)
+    if (change := speed_change(probe, at_knee)) is None:
+        return None
     line = (
         "Box speed (a fixed loop's CPU time on each CPU of the machine brink ran on, lower is"
         f" faster): {probe.describe()} in the probe, {at_knee.describe()} at the knee: "
     )
-    if not speed_moved(probe, at_knee):
+    if not moved(change):
         return line + "the box held its speed."
     side = "slower" if change > 0 else "faster"
     return line + (

@@ -73,6 +73,14 @@ def test_compare_warns_when_the_box_ran_at_another_speed_at_the_knees(
     assert "Box speed" not in capsys.readouterr().out
 
 
+def test_compare_ignores_a_box_speed_it_cannot_read(tmp_path: Path) -> None:
+    current = _run(tmp_path, "b", BASELINE)
+    report = json.loads((current / "report.json").read_text())
+    report |= {"tipping": "knee", "stages": [{"index": 3, "box_speed_ms": "fast"}]}
+    (current / "report.json").write_text(json.dumps(report))
+    assert main(["compare", str(_run(tmp_path, "a", BASELINE, [4.0, 4.2])), str(current)]) == 0
+
+
 def test_compare_refuses_what_is_not_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
