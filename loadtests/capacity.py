@@ -60,8 +60,8 @@ below the CPU's limit). When the CPU runs out first, the fixed point would sit w
 rename a CPU-bound service DB-bound.
 
 **The CPU.** Its demand is the CPU per request *under load* (the probe's loaded stage): at rest
-each request wakes an idle process, and an order read 1.25-2.58 ms of CPU at rest against
-0.84-1.58 ms under load on the 2-core box this was written on. Its capacity is
+each request wakes an idle process, and an order read 1.18-2.73 ms of CPU at rest against
+0.76-2.42 ms under load over 38 probes on the 2-core box this was written on. Its capacity is
 :data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
 core. This is the least steady corner of the model on a shared 2-core box: its two CPUs ran a
 fixed loop up to twice as slowly as each other for seconds to minutes at a time

@@ -9,8 +9,8 @@ time, the time spent in external calls, and the service's CPU time. The capacity
 Figures at rest are not figures under load, so a second, *loaded* stage follows: the whole mix
 at an even open-model rate for a few seconds, sent concurrently from this process (httpx2's
 async client). A 1 s warm-up at ``loaded_share`` x the at-rest prediction measures the
-service's CPU per request under load (at rest it reads 1.2-2.2 times high: every request wakes an
-idle process); the measured window then runs at ``loaded_share`` x the prediction with that
+service's CPU per request under load (at rest it reads a median 1.6 times high: every request
+wakes an idle process); the measured window then runs at ``loaded_share`` x the prediction with that
 CPU. The window gives the mix's CPU per request, which replaces the one at rest, and each
 route's DB hold (busy seconds / acquisitions, the median of three sub-windows), which with the
 loop utilisation it was measured at fits each route's ``db_hold_growth_s``
@@ -232,8 +232,8 @@ def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand,
 
     The loaded stage measures the whole mix's CPU, not each route's: the split among routes is
     kept from the probe at rest, the level comes from the load. (At rest each request pays for
-    a whole wake-up of an idle process, so its CPU reads 1.2-2.2 times higher, and varies more from
-    run to run, than under load: 1.25-2.58 ms per order at rest, 0.84-1.58 ms under load.)
+    a whole wake-up of an idle process, so its CPU reads a median 1.6 times higher (0.9-2.2
+    times over 38 probes): 1.18-2.73 ms per order at rest, 0.76-2.42 ms under load.)
     """
     at_rest = math.fsum(d.share * d.cpu_s for d in demands)
     if at_rest <= 0 or cpu_s <= 0:
