@@ -147,9 +147,17 @@ def probe_notes(report: Path) -> tuple[str, ...]:
     demands = [RouteDemand(**{**d, "db_hold_growth_s": 0.0}) for d in probe["demands"]]
     rest_rps = predict(demands, Capacities(**probe["capacities"])).saturation_rps
     error = "" if knee is None else f", knee {(knee - rest_rps) / rest_rps:+.1%} from it"
+    full = loaded.get("full")
+    kept = (
+        ""
+        if not full
+        else f"; kept full: {full['rate_rps']:.0f} req/s, CPU {full['cpu_s'] * 1e3:.2f} ms per"
+        f" request, {full['rate_rps'] * full['cpu_s']:.2f} of a core, held back by"
+        f" {full['held_back_by']}"
+    )
     return (
         f"probe: hold {at_rest[0] * 1e3:.2f} ms at rest, {loaded['db_hold_s']['/orders'] * 1e3:.2f}"
         f" ms at {loaded['rate_rps']:.0f} req/s (CPU {loaded['cpu_s'] * 1e3:.2f} ms per request,"
-        f" loop {loaded['loop_utilisation']:.0%} busy); the hold at rest alone predicts"
+        f" loop {loaded['loop_utilisation']:.0%} busy){kept}; the hold at rest alone predicts"
         f" {rest_rps:.0f} req/s{error}",
     )

@@ -59,17 +59,21 @@ below the CPU's limit). When the CPU runs out first, the fixed point would sit w
 ``rho / (1 - rho)`` explodes (``rho`` near 1), the least trustworthy part of the curve, and
 rename a CPU-bound service DB-bound.
 
-**The CPU.** Its demand is the CPU per request *under load* (the probe's loaded stage): at rest
-each request wakes an idle process, and an order read 1.18-2.73 ms of CPU at rest against
-0.76-2.42 ms under load over 38 probes on the 2-core box this was written on. Its capacity is
-:data:`LOOP_SHARE` of the service's one core: the loop tips before its CPU counter reads a whole
-core. This is the least steady corner of the model on a shared 2-core box: its two CPUs ran a
+**The CPU.** A request's CPU depends on the load: at rest each request wakes an idle process
+(an order read 1.18-2.73 ms at rest against 0.76-2.42 ms under load over 38 probes), a light
+mix's CPU per request keeps falling as the rate rises (more requests share each turn of the
+loop), an order's rises when its connections are contended. A CPU-bound service tips with its
+loop full, so the probe ends by *keeping it full* for a moment (a closed loop of requests,
+:class:`loadtests.probe.FullLoop`): when the event loop was what held it back there (no pool
+nine-tenths busy), the CPU per request measured full is the demand and the share of the core
+the loop reached is the capacity (:attr:`Capacities.loop_share`). The loop reaches less than
+a whole core by its CPU counter when it shares the machine: 0.68-0.84 on the 2-core box this was
+written on, where the database and the load generator hold the other core. Otherwise (the
+burst was held back by a pool) the CPU under load is the demand and :data:`LOOP_SHARE` the
+capacity. This is still the least steady corner on a shared 2-core box: its two CPUs ran a
 fixed loop up to twice as slowly as each other for seconds to minutes at a time
-(:mod:`loadtests.box_speed`), so the probe's CPU per request and the knee of the same
-configuration both moved with whichever CPU the service had (pool 16 / 5 ms: 594-941 req/s
-over eleven runs of one afternoon). Near zero on the median for orders, but single runs land
-from -24% to +49% off. A light mix (the default) is under-predicted steadily (+11% to +47%):
-its CPU per request keeps falling as the rate rises, and this model holds it constant.
+(:mod:`loadtests.box_speed`), and the knee of one configuration moved with whichever CPU the
+service had (pool 16 / 5 ms: 594-941 req/s over eleven runs of one afternoon).
 """
 
 from __future__ import annotations
@@ -81,14 +85,16 @@ from dataclasses import dataclass
 ONSET_UTILISATION = 0.88
 """Bottleneck utilisation where latency was seen to start rising (FIELD-NOTES)."""
 LOOP_SHARE = 0.72
-"""The share of its core the service's event loop can use before it tips, by its CPU counter.
+"""The share of its core the service's event loop can use before it tips, by its CPU counter,
+where the probe could not measure it (its full-loop burst was held back by a pool, or there was
+no loaded stage).
 
 Measured, not derived: on the 2-core box this was written on, the CPU-bound ramps (pool
 16 / 5 ms and 20 / 20 ms, orders only, 18 runs) tipped with the service at 0.49-0.80 of a
 core, median 0.72, never near 1. The CPU counter misses what the loop loses to the rest of the
 box: waiting for a core the database and the load generator hold, and running slower when the
-host's core under it is shared with neighbours. A machine with more cores to spare lets the
-loop go further: set :attr:`Capacities.loop_share` there (``brink ramp --loop-share``)."""
+host's core under it is shared with neighbours. Set :attr:`Capacities.loop_share` (``brink ramp
+--loop-share``) to override the measured share as well."""
 
 _SHARE_TOLERANCE = 1e-6
 _BISECTION_STEPS = 100
@@ -131,7 +137,8 @@ class Capacities:
     external_api_rps: float | None = None
     """The slow API's own capacity in calls/s (its concurrency / base latency); None to skip."""
     loop_share: float = LOOP_SHARE
-    """The share of each core the service can use before it tips (:data:`LOOP_SHARE`)."""
+    """The share of each core the service can use before it tips: measured by the probe's
+    full-loop burst where the loop held it back, else :data:`LOOP_SHARE`."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.loop_share <= 1.0:
@@ -172,7 +179,7 @@ class ResourceLimit:
                 f" {self.loop_utilisation:.0%} loop use)"
             )
         return (
-            f"{self.name}: {self.capacity:g} {self.capacity_unit} / {self.demand:.4g} "
+            f"{self.name}: {round(self.capacity, 2):g} {self.capacity_unit} / {self.demand:.4g} "
             f"{self.demand_unit} per request{stretched} = {self.max_rps:.0f} req/s"
         )
 

@@ -377,11 +377,10 @@ def _add_ramp(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--loop-share",
         type=_share,
-        default=LOOP_SHARE,
         metavar="SHARE",
         help="share of its core the service's event loop can use before it tips, in the"
-        " capacity model (default %(default)s, measured on a 2-core machine; nearer 1 where"
-        " cores are to spare)",
+        " capacity model (default: what the probe measured with the service kept full, or"
+        f" {LOOP_SHARE} when it could not)",
     )
     parser.add_argument(
         "--no-abort", action="store_true", help="run the whole profile even after a collapse"

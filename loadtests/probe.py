@@ -15,7 +15,15 @@ CPU. The window gives the mix's CPU per request, which replaces the one at rest,
 route's DB hold (busy seconds / acquisitions, the median of three sub-windows), which with the
 loop utilisation it was measured at fits each route's ``db_hold_growth_s``
 (:func:`loadtests.capacity.fit_hold_growth`): the hold stretches under load because each await
-in the transaction resumes late on the busy event loop. It adds about 4.5 s to the probe.
+in the transaction resumes late on the busy event loop.
+
+Last, the probe keeps the service *full* for 3 s (1 s of it warm-up): a closed loop of
+``pool + 32`` senders, each sending its next request when the last returns, so work is always
+queued and nothing can run away (:class:`FullLoop`). When the loop burned at least half its
+core there, it is what held the service back, and its CPU per request and the share of a core
+it reached become the model's CPU demand and capacity (:func:`model_cpu`): the CPU a request
+costs where the loop saturates, not at 0.7 x the first guess (a light mix's falls as the rate
+rises). The loaded stage and the burst add about 7.5 s to the probe.
 
 CPU is read from ``brink_process_cpu_seconds_total`` (the kernel's nanosecond clock), not the
 10 ms-tick ``process_cpu_seconds_total``, when the service exports it.
@@ -30,7 +38,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import httpx2
 
@@ -53,12 +61,61 @@ _LOADED_MAX_FAILED = 0.01
 _MAX_LOOP_UTILISATION = 0.95
 _LOADED_WINDOWS = 3
 """Sub-windows of the loaded stage; each route's hold is the median over them."""
+_FULL_IN_FLIGHT = 32
+"""Requests the full-loop burst keeps outstanding on top of one per DB connection."""
+_FULL_WARMUP_S = 1.0
+_FULL_S = 2.0
+_FULL_LOOP = 0.5
+"""A loop this busy (cores of CPU) in the full-loop burst held the service back."""
+_FULL_POOL = 0.9
+"""Else a pool this busy (share of its connections in use) held it back."""
 _ACQUIRED = "brink_db_pool_acquisitions_total"
 _BUSY = "brink_db_connection_busy_seconds_total"
+_EXTERNAL = "brink_external_request_duration_seconds_sum"
 
 
 class ProbeFailed(RuntimeError):
     """The probe could not measure: the service refused or the metrics are missing."""
+
+
+_HOLDERS = {
+    "loop": "the event loop",
+    "db_pool": "the DB pool",
+    "external_pool": "the external pool",
+    "sender": "the probe's own sender",
+}
+
+
+@dataclass(frozen=True)
+class FullLoop:
+    """The mix with ``in_flight`` requests always outstanding: the service as busy as it gets.
+
+    A closed loop: each of ``in_flight`` senders sends its next request when the last one
+    returns, so the service always has work queued and never falls behind for good.
+    """
+
+    in_flight: int
+    rate_rps: float
+    """Requests completed per second."""
+    cpu_s: float
+    """The service's CPU seconds per request (exact clock, the whole mix)."""
+    held_back_by: str
+    """What held the service back: ``loop`` (its event loop, so its CPU), ``db_pool``,
+    ``external_pool`` or ``sender`` (the probe could not keep it full): see :func:`measure_full`."""
+
+    @property
+    def service_cores(self) -> float:
+        """The service's CPU in the burst, in cores: the share of its core the loop reached."""
+        return self.rate_rps * self.cpu_s
+
+    @property
+    def loop_bound(self) -> bool:
+        return self.held_back_by == "loop"
+
+    @property
+    def holder(self) -> str:
+        """What held the service back, in words."""
+        return _HOLDERS[self.held_back_by]
 
 
 @dataclass(frozen=True)
@@ -73,6 +130,8 @@ class LoadedStage:
     """The event loop's utilisation: ``rate_rps x cpu_s / cores`` (capped at 0.95)."""
     db_hold_s: dict[str, float]
     """The DB hold per request (busy seconds / acquisitions) of each route that used the pool."""
+    full: FullLoop | None = None
+    """The burst that kept the service full, after the window (None when it could not run)."""
 
     @property
     def service_cores(self) -> float:
@@ -95,7 +154,7 @@ class ProbeResult:
         return {
             "demands": [demand.__dict__ for demand in self.demands],
             "capacities": self.capacities.__dict__,
-            "loaded": None if self.loaded is None else self.loaded.__dict__,
+            "loaded": None if self.loaded is None else asdict(self.loaded),
             "at_rest": [demand.__dict__ for demand in self.at_rest],
             "box_speed_ms": None if self.box_speed is None else list(self.box_speed.per_cpu_ms),
         }
@@ -157,7 +216,7 @@ def probe(
     progress: Callable[[str], None] = lambda _: None,
     loaded_share: float = 0.7,
     loaded_s: float = 3.0,
-    loop_share: float = LOOP_SHARE,
+    loop_share: float | None = None,
 ) -> ProbeResult:
     """Measure every kind of ``mix`` against the service at ``base_url``, at rest then loaded.
 
@@ -165,9 +224,11 @@ def probe(
     prediction, then for ``loaded_s`` at ``loaded_share`` x the prediction with the CPU per
     request the warm-up measured; ``loaded_share`` 0 skips it. When it cannot measure (the
     service falls behind, requests fail), the figures at rest are used as they are: the ramp
-    still runs. ``loop_share`` is the model's usable share of the service's core
-    (:attr:`Capacities.loop_share`). The box's speed is read before the bursts, after them and
-    after the loaded stage.
+    still runs. Then it keeps the service full for a moment (:class:`FullLoop`); when the event
+    loop was the limit there, its CPU per request and the share of a core it reached are the
+    model's CPU demand and capacity. ``loop_share`` overrides that share
+    (:attr:`Capacities.loop_share`; :data:`LOOP_SHARE` when nothing measured it). The box's
+    speed is read before the bursts, after them and after the loaded stage.
     """
     scraper = Scraper(base_url + "/metrics")
     demands = []
@@ -196,7 +257,7 @@ def probe(
         external_connections=int(limits.total("brink_external_connections_max")),
         cpu_cores=1.0,
         external_api_rps=_external_api_rps(slow_api_metrics_url),
-        loop_share=loop_share,
+        loop_share=LOOP_SHARE if loop_share is None else loop_share,
     )
     speeds.append(cpu_speeds())
     at_rest = ProbeResult(tuple(demands), capacities, box_speed=BoxSpeed.of(speeds))
@@ -222,6 +283,15 @@ def probe(
         f" {loaded.cpu_s * 1e3:.2f} ms per request (loop {loaded.loop_utilisation:.0%} busy),"
         f" DB hold {holds or 'none'}"
     )
+    full = loaded.full
+    if full is not None:
+        progress(
+            f"probe kept full ({full.in_flight} in flight): {full.rate_rps:.0f} req/s, CPU"
+            f" {full.cpu_s * 1e3:.2f} ms per request, {full.service_cores:.2f} of a core;"
+            f" held back by {full.holder}"
+        )
+        if full.loop_bound and loop_share is None:
+            capacities = replace(capacities, loop_share=min(1.0, full.service_cores))
     return ProbeResult(
         fit_loaded(demands, loaded), capacities, loaded, tuple(demands), BoxSpeed.of(speeds)
     )
@@ -241,18 +311,36 @@ def with_cpu(demands: Sequence[RouteDemand], cpu_s: float) -> tuple[RouteDemand,
     return tuple(replace(d, cpu_s=d.cpu_s * cpu_s / at_rest) for d in demands)
 
 
+def model_cpu(loaded: LoadedStage) -> float:
+    """The mix's CPU per request for the model: the full loop's when the loop was the limit.
+
+    The CPU a request costs changes with the load: a light mix's falls as the rate rises (more
+    requests share each turn of the loop), an order's rises when connections are contended. A
+    CPU-bound service tips with its loop full, so the CPU per request measured *full* is the one
+    the bottleneck law needs; the window's, at 0.7 x the first guess, read 0.96-1.48 times it
+    in 13 CPU-bound probes. When something else held the burst back, the loop was not full and
+    the window's CPU stays.
+    """
+    full = loaded.full
+    return full.cpu_s if full is not None and full.loop_bound else loaded.cpu_s
+
+
 def fit_loaded(demands: Sequence[RouteDemand], loaded: LoadedStage) -> tuple[RouteDemand, ...]:
     """The demands as the loaded stage measured them: its CPU, each route's hold growth.
 
     Each route's ``db_hold_growth_s`` puts its hold curve through the hold it had in the stage,
-    at the loop utilisation the stage measured; the model extrapolates along the same scale
-    (rate x CPU per request under load). With no loop time measured there is nothing to fit.
+    at the loop utilisation the stage had on the model's scale (the window's rate x the model's
+    CPU per request, :func:`model_cpu`), so the model extrapolates along that same scale. With
+    no loop time measured there is nothing to fit.
     """
+    cpu_s = model_cpu(loaded)
+    rho = loaded.loop_utilisation * cpu_s / loaded.cpu_s if loaded.cpu_s > 0 else 0.0
+    rho = min(_MAX_LOOP_UTILISATION, rho)
     fitted = []
-    for demand in with_cpu(demands, loaded.cpu_s):
+    for demand in with_cpu(demands, cpu_s):
         hold = loaded.db_hold_s.get(demand.route)
-        if hold is not None and demand.db_hold_s > 0 and loaded.loop_utilisation > 0:
-            growth = fit_hold_growth(demand.db_hold_s, hold, loaded.loop_utilisation)
+        if hold is not None and demand.db_hold_s > 0 and rho > 0:
+            growth = fit_hold_growth(demand.db_hold_s, hold, rho)
             demand = replace(demand, db_hold_growth_s=growth)
         fitted.append(demand)
     return tuple(fitted)
@@ -293,6 +381,41 @@ def measure_loaded(marks: Sequence[tuple[Scrape, int]], cores: float) -> LoadedS
     )
 
 
+def measure_full(
+    first: tuple[Scrape, int], last: tuple[Scrape, int], in_flight: int, capacities: Capacities
+) -> FullLoop | None:
+    """The full-loop burst's figures from a scrape at its start and its end (None if empty).
+
+    The event loop held the service back when it burned at least half of its core (of each
+    core, with more): a pool can look full then only because its connections wait for the
+    loop too (pool 20 / 20 ms here: 0.63-0.68 of a core, the pool nine-tenths busy with
+    holds stretched from 21 to 27 ms). With the loop less busy, a pool held it back if its
+    connections were at least nine-tenths busy (Little's law: the rate of their busy seconds,
+    or of the external calls' duration sum, is the mean number in use); seen here: 0.13-0.40 of
+    a core for pools of 2-16 with 10-50 ms holds. Neither: the probe's sender could not keep
+    the service full (a busy machine), and the burst says nothing about the loop.
+    """
+    (before, sent_before), (after, sent_after) = first, last
+    elapsed, sent = after.at - before.at, sent_after - sent_before
+    cpu_s = _cpu_per_request(first, last)
+    if elapsed <= 0 or sent <= 0 or cpu_s is None:
+        return None
+
+    def delta(name: str) -> float:
+        return after.total(name) - before.total(name)
+
+    rate = sent / elapsed
+    if rate * cpu_s >= _FULL_LOOP * capacities.cpu_cores:
+        held_back_by = "loop"
+    elif delta(_BUSY) / elapsed >= _FULL_POOL * capacities.pool_size:
+        held_back_by = "db_pool"
+    elif delta(_EXTERNAL) / elapsed >= _FULL_POOL * capacities.external_connections:
+        held_back_by = "external_pool"
+    else:
+        held_back_by = "sender"
+    return FullLoop(in_flight, rate, cpu_s, held_back_by)
+
+
 def _loaded_stage(
     base_url: str,
     mix: Mix,
@@ -309,8 +432,11 @@ def _loaded_stage(
             return rate
         return rate_for(_cpu_per_request((first, first_sent), (last, last_sent)))
 
+    in_flight = _FULL_IN_FLIGHT + capacities.pool_size
     try:
-        marks, failures = asyncio.run(_paced(base_url, mix, rate, retarget, seconds, scraper))
+        marks, full_marks, failures, full_failures = asyncio.run(
+            _paced(base_url, mix, rate, retarget, seconds, scraper, in_flight)
+        )
     finally:
         scraper.close()
     if any(scrape is None for scrape, _ in marks):
@@ -319,7 +445,14 @@ def _loaded_stage(
     sent = scraped[-1][1] - scraped[0][1]
     if len(failures) > _LOADED_MAX_FAILED * sent:
         raise ProbeFailed(f"{len(failures)} of {sent} requests failed under load: {failures[0]}")
-    return measure_loaded(scraped, capacities.cpu_cores)
+    loaded = measure_loaded(scraped, capacities.cpu_cores)
+    (first, first_sent), (last, last_sent) = full_marks
+    burst_sent = last_sent - scraped[-1][1]
+    if first is None or last is None or full_failures > _LOADED_MAX_FAILED * burst_sent:
+        return loaded  # a full service that refused requests (shedding, deadlines): no figure
+    return replace(
+        loaded, full=measure_full((first, first_sent), (last, last_sent), in_flight, capacities)
+    )
 
 
 async def _paced(
@@ -329,11 +462,14 @@ async def _paced(
     retarget: Callable[[Sequence[tuple[Scrape | None, int]]], float],
     seconds: float,
     scraper: Scraper,
-) -> tuple[list[tuple[Scrape | None, int]], list[str]]:
-    """Even arrivals: a warm-up at ``rate``, then ``seconds`` at ``retarget(warm-up scrapes)``.
+    in_flight_when_full: int,
+) -> tuple[list[tuple[Scrape | None, int]], list[tuple[Scrape | None, int]], list[str], int]:
+    """Even arrivals: a warm-up at ``rate``, then ``seconds`` at ``retarget(warm-up scrapes)``;
+    then a closed loop that keeps ``in_flight_when_full`` requests outstanding.
 
-    Returns the scrapes of the measured window (at its start and after each sub-window), each
-    with the requests sent by then, and every failure's description.
+    Returns the scrapes of the measured window (at its start and after each sub-window) and of
+    the closed loop's measured part (start, end), each with the requests sent by then; every
+    failure's description until the closed loop, and how many failed in it.
     """
     rng = random.Random("loaded")
     kinds, weights = list(mix.shares()), list(mix.shares().values())
@@ -372,6 +508,19 @@ async def _paced(
         async def mark() -> tuple[Scrape | None, int]:
             return await asyncio.to_thread(scraper.scrape), sent
 
+        async def closed_loop(senders: int, seconds: float) -> None:
+            """``senders`` each send their next request when the last returns, for ``seconds``."""
+            loop = asyncio.get_running_loop()
+            stop = loop.time() + seconds
+
+            async def sender() -> None:
+                nonlocal sent
+                while loop.time() < stop:
+                    sent += 1
+                    await send(rng.choices(kinds, weights)[0])
+
+            await asyncio.gather(*(sender() for _ in range(senders)))
+
         warm_up = [await mark()]
         await arrivals(rate, _LOADED_WARMUP_S)
         warm_up.append(await mark())
@@ -381,4 +530,9 @@ async def _paced(
             await arrivals(rate, seconds / _LOADED_WINDOWS)
             marks.append(await mark())
         await asyncio.gather(*in_flight)
-    return marks, failures
+        paced_failures = len(failures)
+        await closed_loop(in_flight_when_full, _FULL_WARMUP_S)
+        full = [await mark()]
+        await closed_loop(in_flight_when_full, _FULL_S)
+        full.append(await mark())
+    return marks, full, failures[:paced_failures], len(failures) - paced_failures

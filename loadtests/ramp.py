@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
-from loadtests.capacity import LOOP_SHARE, Prediction, predict
+from loadtests.capacity import Prediction, predict
 from loadtests.exit_codes import ExitCode
 from loadtests.faults.injector import CompositeInjector, KnobInjector
 from loadtests.faults.native import NativeProcessFaults
@@ -59,8 +59,9 @@ class RampJob:
     """Extra ``BRINK_*`` settings for the stack brink starts."""
     thresholds: Sequence[Threshold] = ()
     probe: bool = True
-    loop_share: float = LOOP_SHARE
-    """The capacity model's usable share of the service's core (:data:`LOOP_SHARE`)."""
+    loop_share: float | None = None
+    """The capacity model's usable share of the service's core; None: the probe measures it
+    (:func:`loadtests.probe.probe`)."""
     database_dsn: str | None = None
     """The target's Postgres, to check the order ledger against; None with a target: no check.
     The native stack's own database is always checked. Any order written there during the run

@@ -16,7 +16,7 @@ from loadtests.capacity import compare_knee
 from loadtests.exit_codes import ExitCode
 from loadtests.outcome import RampOutcome
 from loadtests.plots import slo_seconds
-from loadtests.probe import ProbeResult
+from loadtests.probe import FullLoop, ProbeResult
 from loadtests.report_doc import Block, Code, Heading, Images, Inline, Pre, Table, para
 from loadtests.samples import StageSample
 
@@ -315,15 +315,33 @@ def _loaded(probe: ProbeResult) -> list[Block]:
         for d in probe.at_rest
         if d.route in loaded.db_hold_s
     )
+    full = loaded.full
     return [
         para(
             f"Under load (the mix at {loaded.rate_rps:.0f} req/s): CPU {loaded.cpu_s * 1e3:.2f} ms"
-            f" per request (at rest {cpu_at_rest * 1e3:.2f} ms; the table shows the CPU under"
-            f" load), the event loop {loaded.loop_utilisation:.0%} busy"
-            + (f"; DB hold {holds}" if holds else "")
-            + "."
-        )
+            f" per request (at rest {cpu_at_rest * 1e3:.2f} ms), the event loop"
+            f" {loaded.loop_utilisation:.0%} busy" + (f"; DB hold {holds}" if holds else "") + "."
+        ),
+        para(_full_sentence(full, probe.capacities.loop_share)),
     ]
+
+
+def _full_sentence(full: FullLoop | None, loop_share: float) -> str:
+    if full is None:
+        return f"The service was not kept full: the CPU's limit uses {loop_share:.2f} of its core."
+    kept = (
+        f"Kept full ({full.in_flight} requests in flight): {full.rate_rps:.0f} req/s, CPU"
+        f" {full.cpu_s * 1e3:.2f} ms per request, {full.service_cores:.2f} of a core"
+    )
+    if full.loop_bound:
+        return (
+            f"{kept}; the event loop held it back, so the table's CPU is this one and the"
+            f" CPU's capacity {loop_share:.2f} of the core."
+        )
+    return (
+        f"{kept}; {full.holder} held it back, not the loop, so the table's CPU is the one under"
+        f" load and the CPU's capacity {loop_share:.2f} of the core."
+    )
 
 
 def content(outcome: RampOutcome, config: dict[str, Any], *, full: bool = False) -> list[Block]:

@@ -63,6 +63,10 @@ def test_a_ramp_finds_the_knee_the_capacity_model_predicts(tmp_path: Path) -> No
     # prediction) also grows with how busy this machine is, so only the former has fixed bounds.
     at_rest_rps = 4 / (pool["at_rest_demand"] or pool["demand"])
     assert 80 <= at_rest_rps <= 110, report["prediction"]["explanation"]
+    # Kept full, four 40 ms connections are what held the service back, not its event loop.
+    full = report["probe"]["loaded"]["full"]
+    assert full["held_back_by"] == "db_pool", full
+    assert 0.8 * at_rest_rps <= full["rate_rps"] <= 1.1 * at_rest_rps, full
     assert knee is not None
     assert abs(knee - predicted) / predicted <= 0.15, (knee, predicted)
     assert report["summary"]["error_rate_at_average"] <= 0.01

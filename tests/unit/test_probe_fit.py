@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from loadtests.capacity import LOOP_SHARE, Capacities, RouteDemand, loaded_hold, predict
-from loadtests.probe import LoadedStage, ProbeFailed, fit_loaded, measure_loaded, with_cpu
+from loadtests.probe import (
+    FullLoop,
+    LoadedStage,
+    ProbeFailed,
+    fit_loaded,
+    measure_full,
+    measure_loaded,
+    model_cpu,
+    with_cpu,
+)
 from loadtests.scrape import PRECISE_CPU, TICK_CPU, Key, Scrape
 
 ORDERS, ITEMS, CPU = "/orders", "/items/{item_id}", "/cpu"
@@ -109,3 +119,83 @@ def test_a_cpu_bound_mix_is_predicted_from_the_cpu_under_load() -> None:
 def test_without_loop_time_there_is_no_hold_to_fit() -> None:
     fitted = fit_loaded(MIX, _stage(cpu_s=0.0, rho=0.0, holds={ORDERS: 0.05}))
     assert fitted == MIX
+
+
+def _burst(busy_s: float, external_s: float, cpu_s: float) -> list[tuple[Scrape, int]]:
+    """Two scrapes 2 s apart around 1,600 requests: the pool busy ``busy_s`` seconds in all,
+    the external calls under way ``external_s`` seconds, the service ``cpu_s`` CPU seconds."""
+    values: dict[Key, float] = {(PRECISE_CPU, ()): 10.0}
+    before = Scrape(50.0, values)
+    after = Scrape(
+        52.0,
+        {
+            (PRECISE_CPU, ()): 10.0 + cpu_s,
+            ("brink_db_connection_busy_seconds_total", (("route", ORDERS),)): busy_s,
+            ("brink_external_request_duration_seconds_sum", ()): external_s,
+        },
+    )
+    return [(before, 400), (after, 2_000)]
+
+
+def test_a_burst_that_kept_the_loop_full_reads_its_rate_cpu_and_share() -> None:
+    first, last = _burst(busy_s=2 * 3.0, external_s=2 * 1.0, cpu_s=1.6)
+    full = measure_full(first, last, 37, Capacities(5, external_connections=10))
+    assert full is not None
+    assert (full.rate_rps, full.cpu_s) == pytest.approx((800.0, 0.001))
+    assert full.service_cores == pytest.approx(0.8)
+    assert full.held_back_by == "loop"
+    assert full.loop_bound
+
+
+@pytest.mark.parametrize(
+    ("busy_s", "external_s", "cpu_s", "held_back_by"),
+    [
+        (2 * 4.5, 0.0, 0.4, "db_pool"),  # 4.5 of 5 connections in use, the loop 0.2 busy
+        (0.0, 2 * 9.0, 0.4, "external_pool"),
+        (2 * 4.6, 2 * 9.5, 0.4, "db_pool"),
+        (2 * 4.4, 0.0, 0.4, "sender"),  # nothing full: the probe could not keep it busy
+        (2 * 5.0, 2 * 10.0, 1.0, "loop"),  # half a core: pools that full wait for the loop
+        (2 * 5.0, 0.0, 0.98, "db_pool"),
+    ],
+)
+def test_what_held_the_full_service_back(
+    busy_s: float, external_s: float, cpu_s: float, held_back_by: str
+) -> None:
+    first, last = _burst(busy_s, external_s, cpu_s)
+    full = measure_full(first, last, 37, Capacities(5, external_connections=10))
+    assert full is not None
+    assert full.held_back_by == held_back_by
+
+
+def test_a_burst_that_sent_nothing_or_burned_no_cpu_measures_nothing() -> None:
+    first, last = _burst(busy_s=1.0, external_s=0.0, cpu_s=0.0)
+    assert measure_full(first, last, 37, Capacities(5, 10)) is None
+    assert measure_full(first, first, 37, Capacities(5, 10)) is None
+
+
+def _full(cpu_s: float, held_back_by: str = "loop") -> FullLoop:
+    return FullLoop(in_flight=37, rate_rps=800.0, cpu_s=cpu_s, held_back_by=held_back_by)
+
+
+def test_the_model_takes_the_cpu_of_the_full_loop_only_when_the_loop_held_it_back() -> None:
+    stage = _stage(cpu_s=0.0012, rho=0.12, holds={})
+    assert model_cpu(stage) == 0.0012
+    assert model_cpu(replace(stage, full=_full(0.0009))) == 0.0009
+    assert model_cpu(replace(stage, full=_full(0.0009, "db_pool"))) == 0.0012
+
+
+def test_a_light_mix_is_predicted_from_the_full_loops_cpu_and_share() -> None:
+    # The window read 1.2 ms a request at 100 req/s; kept full, 0.9 ms at 0.8 of a core.
+    stage = replace(_stage(cpu_s=0.0012, rho=0.12, holds={}), full=_full(0.0009))
+    reads = (RouteDemand(ITEMS, 1.0, db_hold_s=0.0006, external_s=0.0, cpu_s=0.002),)
+    prediction = predict(fit_loaded(reads, stage), Capacities(5, 10, loop_share=0.8))
+    assert prediction.bottleneck == "cpu"
+    assert prediction.saturation_rps == pytest.approx(0.8 / 0.0009)
+
+
+def test_the_hold_growth_is_fitted_on_the_models_cpu_scale() -> None:
+    # The window's loop use, 0.24, is on the window's CPU (2 ms); on the model's 1.5 ms it is
+    # 0.18, and the fitted curve must pass through the window's hold there.
+    stage = replace(_stage(cpu_s=0.002, rho=0.24, holds={ORDERS: 0.045}), full=_full(0.0015))
+    orders = fit_loaded(MIX, stage)[0]
+    assert loaded_hold(orders.db_hold_s, orders.db_hold_growth_s, 0.18) == pytest.approx(0.045)

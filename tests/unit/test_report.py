@@ -17,7 +17,7 @@ from loadtests.exit_codes import ExitCode
 from loadtests.ledger import LedgerVerdict
 from loadtests.outcome import RampOutcome, summary_from_report
 from loadtests.plots import latency_plot, saturation_plot, throughput_plot
-from loadtests.probe import LoadedStage, ProbeResult, fit_loaded
+from loadtests.probe import FullLoop, LoadedStage, ProbeResult, fit_loaded
 from loadtests.report import junit_xml, redact, write_reports
 from loadtests.report_content import content, verdict
 from loadtests.samples import ServerSample, StageSample
@@ -290,11 +290,43 @@ def test_the_probe_section_says_what_the_loaded_stage_changed(outcome: RampOutco
         for block in content(dataclasses.replace(outcome, probe=probe), CONFIG, full=True)
     )
     assert (
-        "Under load (the mix at 136 req/s): CPU 1.00 ms per request (at rest 2.00 ms; the table"
-        " shows the CPU under load), the event loop 14% busy; DB hold /orders 20.60 ms at rest,"
-        " 23.10 ms." in text
+        "Under load (the mix at 136 req/s): CPU 1.00 ms per request (at rest 2.00 ms), the event"
+        " loop 14% busy; DB hold /orders 20.60 ms at rest, 23.10 ms." in text
     )
+    assert "The service was not kept full: the CPU's limit uses 0.72 of its core." in text
     assert json.loads(json.dumps(probe.to_dict()))["at_rest"][0]["cpu_s"] == 0.002
+
+
+@pytest.mark.parametrize(
+    ("held_back_by", "says"),
+    [
+        ("loop", "the event loop held it back, so the table's CPU is this one and the CPU's"
+         " capacity 0.81 of the core."),
+        ("db_pool", "the DB pool held it back, not the loop, so the table's CPU is the one under"
+         " load and the CPU's capacity 0.72 of the core."),
+    ],
+)  # fmt: skip
+def test_the_probe_section_says_what_held_the_full_service_back(
+    outcome: RampOutcome, held_back_by: str, says: str
+) -> None:
+    at_rest = RouteDemand("/items/{item_id}", 1.0, db_hold_s=0.0006, external_s=0.0, cpu_s=0.002)
+    full = FullLoop(in_flight=37, rate_rps=900.0, cpu_s=0.0009, held_back_by=held_back_by)
+    loaded = LoadedStage(
+        rate_rps=400.0, cpu_s=0.0012, loop_utilisation=0.48, db_hold_s={}, full=full
+    )
+    share = 0.81 if full.loop_bound else 0.72
+    probe = ProbeResult(
+        fit_loaded((at_rest,), loaded), Capacities(5, 10, loop_share=share), loaded, (at_rest,)
+    )
+    text = "\n".join(
+        str(block)
+        for block in content(dataclasses.replace(outcome, probe=probe), CONFIG, full=True)
+    )
+    assert (
+        "Kept full (37 requests in flight): 900 req/s, CPU 0.90 ms per request, 0.81 of a core; "
+        + says
+    ) in text
+    assert json.loads(json.dumps(probe.to_dict()))["loaded"]["full"]["held_back_by"] == held_back_by
 
 
 def _with_speeds(
