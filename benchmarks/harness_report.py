@@ -11,7 +11,7 @@ from benchmarks.contention import Contention
 from benchmarks.generator import GeneratorResult
 from benchmarks.quick import QUICK_GOAL_S, median_wall_s
 from benchmarks.ramps import RampRow
-from loadtests.box_speed import moved
+from loadtests.box_speed import MOVED, moved
 
 GENERATOR_GOAL = 3.0
 """Max offered rate of one generator process, times the default knee."""
@@ -177,7 +177,7 @@ def _knee_lines(report: HarnessReport) -> list[str]:
     if held:
         met = sum(r.error is not None and abs(r.error) <= KNEE_GOAL for r in held)
         lines.append(
-            f"    where the box held its speed (box column within ±15%): {met} of"
+            f"    where the box held its speed (box column within ±{MOVED:.0%}): {met} of"
             f" {len(held)} configurations"
         )
     lines.append(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 _SPIN_LOOPS = 100_000
 _MAX_CPUS = 8
-_MOVED = 0.15
+MOVED = 0.15
 """A change of the mean loop time beyond this share counts as the box's speed having moved."""
 
 
@@ -97,5 +97,5 @@ def speed_change(before: BoxSpeed, after: BoxSpeed) -> float | None:
 
 
 def moved(change: float) -> bool:
-    """Is a :func:`speed_change` beyond 15%: the box's speed moved?"""
-    return abs(change) > _MOVED
+    """Is a :func:`speed_change` beyond :data:`MOVED`: the box's speed moved?"""
+    return abs(change) > MOVED

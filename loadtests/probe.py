@@ -39,6 +39,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 import httpx2
 
@@ -78,7 +79,8 @@ class ProbeFailed(RuntimeError):
     """The probe could not measure: the service refused or the metrics are missing."""
 
 
-_HOLDERS = {
+Holder = Literal["loop", "db_pool", "external_pool", "sender"]
+_HOLDERS: dict[Holder, str] = {
     "loop": "the event loop",
     "db_pool": "the DB pool",
     "external_pool": "the external pool",
@@ -99,7 +101,7 @@ class FullLoop:
     """Requests completed per second."""
     cpu_s: float
     """The service's CPU seconds per request (exact clock, the whole mix)."""
-    held_back_by: str
+    held_back_by: Holder
     """What held the service back: ``loop`` (its event loop, so its CPU), ``db_pool``,
     ``external_pool`` or ``sender`` (the probe could not keep it full): see :func:`measure_full`."""
 
@@ -290,8 +292,8 @@ def probe(
             f" {full.cpu_s * 1e3:.2f} ms per request, {full.service_cores:.2f} of a core;"
             f" held back by {full.holder}"
         )
-        if full.loop_bound and loop_share is None:
-            capacities = replace(capacities, loop_share=min(1.0, full.service_cores))
+    if loop_share is None:
+        capacities = model_capacities(capacities, loaded)
     return ProbeResult(
         fit_loaded(demands, loaded), capacities, loaded, tuple(demands), BoxSpeed.of(speeds)
     )
@@ -323,6 +325,17 @@ def model_cpu(loaded: LoadedStage) -> float:
     """
     full = loaded.full
     return full.cpu_s if full is not None and full.loop_bound else loaded.cpu_s
+
+
+def model_capacities(capacities: Capacities, loaded: LoadedStage) -> Capacities:
+    """The capacities with the loop's share measured full, when the loop was the limit there.
+
+    The share goes with :func:`model_cpu`: both come from the same burst or neither does.
+    """
+    full = loaded.full
+    if full is None or not full.loop_bound:
+        return capacities
+    return replace(capacities, loop_share=min(1.0, full.service_cores / capacities.cpu_cores))
 
 
 def fit_loaded(demands: Sequence[RouteDemand], loaded: LoadedStage) -> tuple[RouteDemand, ...]:
@@ -405,6 +418,7 @@ def measure_full(
         return after.total(name) - before.total(name)
 
     rate = sent / elapsed
+    held_back_by: Holder
     if rate * cpu_s >= _FULL_LOOP * capacities.cpu_cores:
         held_back_by = "loop"
     elif delta(_BUSY) / elapsed >= _FULL_POOL * capacities.pool_size:

@@ -10,11 +10,13 @@ import pytest
 from loadtests.capacity import LOOP_SHARE, Capacities, RouteDemand, loaded_hold, predict
 from loadtests.probe import (
     FullLoop,
+    Holder,
     LoadedStage,
     ProbeFailed,
     fit_loaded,
     measure_full,
     measure_loaded,
+    model_capacities,
     model_cpu,
     with_cpu,
 )
@@ -173,7 +175,7 @@ def test_a_burst_that_sent_nothing_or_burned_no_cpu_measures_nothing() -> None:
     assert measure_full(first, first, 37, Capacities(5, 10)) is None
 
 
-def _full(cpu_s: float, held_back_by: str = "loop") -> FullLoop:
+def _full(cpu_s: float, held_back_by: Holder = "loop") -> FullLoop:
     return FullLoop(in_flight=37, rate_rps=800.0, cpu_s=cpu_s, held_back_by=held_back_by)
 
 
@@ -199,3 +201,13 @@ def test_the_hold_growth_is_fitted_on_the_models_cpu_scale() -> None:
     stage = replace(_stage(cpu_s=0.002, rho=0.24, holds={ORDERS: 0.045}), full=_full(0.0015))
     orders = fit_loaded(MIX, stage)[0]
     assert loaded_hold(orders.db_hold_s, orders.db_hold_growth_s, 0.18) == pytest.approx(0.045)
+
+
+def test_the_share_measured_full_is_the_cpus_capacity_only_when_the_loop_held_it_back() -> None:
+    stage = _stage(cpu_s=0.0012, rho=0.12, holds={})
+    caps = Capacities(5, 10)
+    assert model_capacities(caps, stage) == caps
+    assert model_capacities(caps, replace(stage, full=_full(0.001))).loop_share == 0.8
+    assert model_capacities(caps, replace(stage, full=_full(0.001, "db_pool"))) == caps
+    # A multi-threaded service can burn more than a core; the share stays at most a whole one.
+    assert model_capacities(caps, replace(stage, full=_full(0.002))).loop_share == 1.0

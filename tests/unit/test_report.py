@@ -17,7 +17,14 @@ from loadtests.exit_codes import ExitCode
 from loadtests.ledger import LedgerVerdict
 from loadtests.outcome import RampOutcome, summary_from_report
 from loadtests.plots import latency_plot, saturation_plot, throughput_plot
-from loadtests.probe import FullLoop, LoadedStage, ProbeResult, fit_loaded
+from loadtests.probe import (
+    FullLoop,
+    Holder,
+    LoadedStage,
+    ProbeResult,
+    fit_loaded,
+    model_capacities,
+)
 from loadtests.report import junit_xml, redact, write_reports
 from loadtests.report_content import content, verdict
 from loadtests.samples import ServerSample, StageSample
@@ -307,17 +314,15 @@ def test_the_probe_section_says_what_the_loaded_stage_changed(outcome: RampOutco
     ],
 )  # fmt: skip
 def test_the_probe_section_says_what_held_the_full_service_back(
-    outcome: RampOutcome, held_back_by: str, says: str
+    outcome: RampOutcome, held_back_by: Holder, says: str
 ) -> None:
     at_rest = RouteDemand("/items/{item_id}", 1.0, db_hold_s=0.0006, external_s=0.0, cpu_s=0.002)
     full = FullLoop(in_flight=37, rate_rps=900.0, cpu_s=0.0009, held_back_by=held_back_by)
     loaded = LoadedStage(
         rate_rps=400.0, cpu_s=0.0012, loop_utilisation=0.48, db_hold_s={}, full=full
     )
-    share = 0.81 if full.loop_bound else 0.72
-    probe = ProbeResult(
-        fit_loaded((at_rest,), loaded), Capacities(5, 10, loop_share=share), loaded, (at_rest,)
-    )
+    capacities = model_capacities(Capacities(5, 10), loaded)
+    probe = ProbeResult(fit_loaded((at_rest,), loaded), capacities, loaded, (at_rest,))
     text = "\n".join(
         str(block)
         for block in content(dataclasses.replace(outcome, probe=probe), CONFIG, full=True)
