@@ -26,7 +26,13 @@ from loadtests.mix import parse_weights
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import knee_box_speed, summary_from_report
 from loadtests.pacing import ARRIVALS
-from loadtests.profiles import PROFILES, ProfileParams, build_profile
+from loadtests.profiles import (
+    PREDICTED_AVERAGE_SHARE,
+    PREDICTED_PEAK_SHARE,
+    PROFILES,
+    ProfileParams,
+    build_profile,
+)
 from loadtests.runner import RampConfig
 from loadtests.safety import loopback_only
 from loadtests.scenarios.base import ScenarioOptions
@@ -99,6 +105,15 @@ def _add_settings(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _add_postgres_durability(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--non-durable-postgres",
+        action="store_true",
+        help="run the private Postgres with fsync, synchronous_commit and full_page_writes off:"
+        " faster commits, but a crash loses acknowledged orders (reports say so)",
+    )
+
+
 def _add_up(subparsers: Subparsers) -> None:
     defaults = StackConfig()
     parser = subparsers.add_parser(
@@ -128,6 +143,7 @@ def _add_up(subparsers: Subparsers) -> None:
         "--run-dir", type=Path, default=defaults.run_dir, help="logs and admin token (%(default)s)"
     )
     _add_settings(parser, "extra BRINK_KEY setting for every process, e.g. --set DB__POOL_MAX=10")
+    _add_postgres_durability(parser)
     parser.add_argument("--no-locust", action="store_true", help="do not start Locust's web UI")
     parser.add_argument(
         "--no-prometheus",
@@ -152,6 +168,7 @@ def stack_config(args: argparse.Namespace) -> StackConfig:
         locust_workers=args.workers,
         pg_exporter_port=None if args.no_prometheus else args.pg_exporter_port,
         prometheus_port=None if args.no_prometheus else args.prometheus_port,
+        durable_postgres=not args.non_durable_postgres,
     )
 
 
@@ -300,14 +317,14 @@ def _add_ramp(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--average-rps",
         type=_positive(float),
-        default=defaults.average_rps,
-        help="average load, req/s (%(default)s)",
+        help=f"average load, req/s (default: {PREDICTED_AVERAGE_SHARE:g} x the probe's predicted"
+        f" saturation when neither rate is given, else {defaults.average_rps:g})",
     )
     parser.add_argument(
         "--peak-rps",
         type=_positive(float),
-        default=defaults.peak_rps,
-        help="peak load, req/s (%(default)s)",
+        help=f"peak load, req/s (default: {PREDICTED_PEAK_SHARE:g} x the predicted saturation"
+        f" when neither rate is given, else {defaults.peak_rps:g})",
     )
     parser.add_argument(
         "--step-s",
@@ -373,6 +390,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
         "--run-dir", type=Path, help="where reports go (default runs/<time>-<profile>)"
     )
     _add_settings(parser, "setting for the stack brink starts, e.g. --set DB__POOL_MAX=10")
+    _add_postgres_durability(parser)
     parser.add_argument("--no-probe", action="store_true", help="skip the capacity probe")
     parser.add_argument(
         "--loop-share",
@@ -410,10 +428,11 @@ def _threshold(text: str) -> Threshold:
 
 def cmd_ramp(args: argparse.Namespace) -> int:
     """Run one ramp; the exit code is the verdict (see loadtests.exit_codes)."""
+    defaults = RampConfig()
     config = RampConfig(
         profile=args.profile,
-        average_rps=args.average_rps,
-        peak_rps=args.peak_rps,
+        average_rps=defaults.average_rps if args.average_rps is None else args.average_rps,
+        peak_rps=defaults.peak_rps if args.peak_rps is None else args.peak_rps,
         step_s=args.step_s,
         slo_s=args.slo_ms / 1000,
         timeout_s=args.timeout_s,
@@ -453,6 +472,8 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         probe=not args.no_probe,
         loop_share=args.loop_share,
         faults=faults,
+        durable_postgres=not args.non_durable_postgres,
+        rates_from_prediction=args.average_rps is None and args.peak_rps is None,
     )
     with _stop_on_signals():
         try:
@@ -588,6 +609,7 @@ def _add_scenario(subparsers: Subparsers) -> None:
         help="run the scenario's trial N times where it repeats one (metastable) (%(default)s)",
     )
     _add_settings(parser, "stack setting over the scenario's own, e.g. --set DB__POOL_MAX=4")
+    _add_postgres_durability(parser)
     parser.add_argument(
         "--out", type=Path, help="where reports go (default runs/<time>-scenario-<name>)"
     )
@@ -604,6 +626,7 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
         workers=args.workers,
         repeat=int(args.repeat),
         settings=dict(args.settings),
+        durable_postgres=not args.non_durable_postgres,
     )
 
 

@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -151,11 +151,12 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[LedgerEvent], int]:
     return events, torn
 
 
-def read_ledger(folder: Path) -> tuple[list[LedgerEvent], int]:
-    """Every generator process's events in ``folder``, and the count of unreadable lines."""
+def read_ledger(*folders: Path) -> tuple[list[LedgerEvent], int]:
+    """Every generator process's events in ``folders`` (one per Locust run: a scenario's
+    phases write one each), and the count of unreadable lines."""
     events: list[LedgerEvent] = []
     torn = 0
-    for path in sorted(folder.glob(LEDGER_GLOB)):
+    for path in sorted(path for folder in folders for path in folder.glob(LEDGER_GLOB)):
         found, bad = parse_lines(path.read_text(encoding="utf-8").splitlines())
         events += found
         torn += bad
@@ -335,11 +336,15 @@ _ORDERS = "SELECT id, idempotency_key::text AS key, item_id, quantity, created_a
 _ITEMS = "SELECT id, stock, initial_stock FROM items ORDER BY id"
 
 
+Window = tuple[float, float]
+"""From, to: epoch seconds (wall clock) during which only the generator wrote orders."""
+
+
 async def read_tables(
-    dsn: str, since: float | None = None, timeout_s: float = 10.0
+    dsn: str, windows: Sequence[Window] | None = None, timeout_s: float = 10.0
 ) -> tuple[list[OrderRow], list[ItemRow], list[OrderRow]]:
-    """All orders, all items, and the orders created at or after ``since`` (epoch seconds;
-    None: all), read in one repeatable-read snapshot so the stock sums are consistent."""
+    """All orders, all items, and the orders created within one of ``windows`` (None: all),
+    read in one repeatable-read snapshot so the stock sums are consistent."""
     connection = await asyncpg.connect(dsn, timeout=timeout_s)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -351,14 +356,20 @@ async def read_tables(
     for row in order_rows:
         order = OrderRow(row["id"], row["key"], row["item_id"], row["quantity"])
         orders.append(order)
-        if since is None or row["created_at"].timestamp() >= since:
+        created = row["created_at"].timestamp()
+        if windows is None or any(start <= created <= end for start, end in windows):
             in_run.append(order)
     items = [ItemRow(row["id"], row["stock"], row["initial_stock"]) for row in item_rows]
     return orders, items, in_run
 
 
-def check_database(folder: Path, dsn: str, since: float | None = None) -> LedgerVerdict:
-    """Read the ledger files in ``folder`` and the tables at ``dsn``; the verdict."""
-    events, torn = read_ledger(folder)
-    orders, items, in_run = asyncio.run(read_tables(dsn, since))
+def check_database(
+    folders: Path | Sequence[Path], dsn: str, windows: Sequence[Window] | None = None
+) -> LedgerVerdict:
+    """Read the ledger files in ``folders`` and the tables at ``dsn``; the verdict.
+
+    A row created within ``windows`` (None: any row) must belong to a key the generator sent;
+    outside them others may write (a capacity probe between a scenario's phases)."""
+    events, torn = read_ledger(*([folders] if isinstance(folders, Path) else folders))
+    orders, items, in_run = asyncio.run(read_tables(dsn, windows))
     return check(events, orders, items, in_run, torn)

@@ -153,6 +153,22 @@ class ProfileParams:
         return min(round(rps, 1), self.rps_cap)
 
 
+PREDICTED_AVERAGE_SHARE = 0.5
+PREDICTED_PEAK_SHARE = 0.8
+"""Rates derived from a predicted saturation P when the user gives none: average 0.5 P and a
+peak of 0.8 P (headroom a service is usually planned with), so the ``peak`` profile runs
+0.5, 0.6, 0.7, 0.8, 1.0 and 1.2 P and brackets the knees measured against the prediction
+(0.71-1.03 P over the default mix's runs; README "capacity model")."""
+
+
+def rates_around(predicted_rps: float, rps_cap: float = DEFAULT_RPS_CAP) -> tuple[float, float]:
+    """Average and peak req/s that bracket a predicted saturation, within the rate cap."""
+    _positive("predicted_rps", predicted_rps)
+    peak = min(round(PREDICTED_PEAK_SHARE * predicted_rps, 1), rps_cap)
+    average = min(round(PREDICTED_AVERAGE_SHARE * predicted_rps, 1), peak)
+    return max(average, 0.1), max(peak, 0.1)
+
+
 def _stage(label: str, duration_s: float, rps: float) -> Stage:
     return Stage(f"{label} ({_fmt(rps)} req/s)", duration_s, rps)
 

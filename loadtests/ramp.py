@@ -13,12 +13,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import asyncpg
@@ -29,12 +30,13 @@ from loadtests.faults.injector import CompositeInjector, KnobInjector
 from loadtests.faults.native import NativeProcessFaults
 from loadtests.faults.runner import AppliedFault, FaultRunner
 from loadtests.faults.spec import FaultSchedule
-from loadtests.ledger import LEDGER_GLOB, LedgerVerdict, check_database
+from loadtests.ledger import LedgerVerdict, check_database
 from loadtests.mix import Mix, parse_weights
 from loadtests.native.process import free_port
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import RampOutcome
 from loadtests.probe import ProbeFailed, ProbeResult, probe
+from loadtests.profiles import rates_around
 from loadtests.report import write_reports
 from loadtests.runner import RampConfig, RampRun, run_ramp
 from loadtests.summary import summarize
@@ -69,6 +71,13 @@ class RampJob:
     faults: FaultSchedule | None = None
     """Faults to apply during the load, timed from the load generator's start. With a target
     only knob faults work (``BRINK_ADMIN_TOKEN`` must be the target's token)."""
+    rates_from_prediction: bool = False
+    """The user gave no rates: after the probe, the profile's average and peak bracket the
+    predicted saturation (:func:`loadtests.profiles.rates_around`); without a prediction the
+    config's own rates stay."""
+    durable_postgres: bool = True
+    """The native stack's Postgres acknowledges a commit after its WAL flush; False
+    (``--non-durable-postgres``) is faster and may lose acknowledged orders in a crash."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,20 @@ class FaultsRefused(ValueError):
     """The schedule asks for faults this run cannot apply."""
 
 
-def _kills_postgres(schedule: FaultSchedule | None) -> bool:
-    return schedule is not None and any(
-        step.action.target == "postgres" and step.action.name == "kill" for step in schedule.steps
-    )
+CRASHES_POSTGRES = ("kill", "kill_backend")
+"""Postgres faults after which only a durable server still has every acknowledged commit."""
+
+
+def _refuse_crash_without_durability(job: RampJob) -> None:
+    """A crash fault on a non-durable Postgres loses acknowledged orders by design."""
+    if job.durable_postgres or job.faults is None or job.target is not None:
+        return
+    for step in job.faults.steps:
+        if step.action.target == "postgres" and step.action.name in CRASHES_POSTGRES:
+            raise FaultsRefused(
+                f"{step.action} on a non-durable Postgres loses acknowledged orders by design:"
+                " drop --non-durable-postgres"
+            )
 
 
 def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
@@ -100,9 +119,7 @@ def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
             extra_env=dict(job.settings),
             run_dir=job.run_dir / "stack",
             write_token_file=False,  # the run folder is a report: no secret in it
-            # Killing a Postgres without fsync loses committed orders: the ledger would blame
-            # the service for what the throw-away cluster's settings did.
-            durable_postgres=_kills_postgres(job.faults),
+            durable_postgres=job.durable_postgres,
         )
     )
     say("starting the native stack (Postgres, slow API, demo service)")
@@ -142,12 +159,27 @@ def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeR
     return probe(service, mix, slow_api_metrics, progress=say, loop_share=job.loop_share)
 
 
+def _rates(job: RampJob, prediction: Prediction | None, say: Say) -> RampConfig:
+    """The job's config, with rates bracketing the prediction where the user gave none."""
+    config = job.config
+    if not job.rates_from_prediction:
+        return config
+    if prediction is None or not math.isfinite(prediction.saturation_rps):
+        rates = f"average {config.average_rps:g}, peak {config.peak_rps:g} req/s"
+        say(f"no prediction: the default rates ({rates}) may not reach the knee; set --peak-rps")
+        return config
+    average, peak = rates_around(prediction.saturation_rps, config.rps_cap)
+    say(f"rates from the prediction: average {average:g}, peak {peak:g} req/s "
+        "(--average-rps/--peak-rps to choose)")  # fmt: skip
+    return replace(config, average_rps=average, peak_rps=peak)
+
+
 def _check_ledger(run_dir: Path, dsn: str | None, since: float, say: Say) -> LedgerVerdict | None:
     if dsn is None:
         say("ledger: not checked (a target without a database DSN)")
         return None
     try:
-        verdict = check_database(run_dir, dsn, since)
+        verdict = check_database(run_dir, dsn, [(since, math.inf)])
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         say(f"ledger: not checked, the database did not answer: {exc!r}")
         return None
@@ -191,6 +223,7 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
     config = job.config
     with ExitStack() as stack:
         try:
+            _refuse_crash_without_durability(job)
             started_stack = _start_stack(job, stack, say)
             runner = _fault_runner(job, started_stack, stack, say)
             result = _probe(job, started_stack.service, started_stack.slow_api, say)
@@ -202,9 +235,8 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
             prediction = predict(result.demands, result.capacities)
             say(f"predicted saturation {prediction.saturation_rps:.0f} req/s; "
                 f"{prediction.explanation}")  # fmt: skip
+        config = _rates(job, prediction, say)
         say(f"ramp: profile {config.profile}, about {config.expected_duration_s():.0f} s")
-        for old in job.run_dir.glob(LEDGER_GLOB):  # an earlier run's ledger is not this one's
-            old.unlink()
         load_started = time.time()
         faults: list[AppliedFault] = []
         if runner is not None:
@@ -226,8 +258,10 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
     outcome = RampOutcome(
         config={
             **config.to_dict(),
+            "rates_from_prediction": config is not job.config,
             "target": job.target or "native stack",
             "settings": dict(job.settings),
+            "durable_postgres": None if job.target else job.durable_postgres,
         },
         stages=tuple(run.stages),
         tipping=tipping,

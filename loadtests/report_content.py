@@ -14,6 +14,7 @@ from typing import Any
 from loadtests.box_speed import moved, speed_change
 from loadtests.capacity import compare_knee
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import LedgerVerdict
 from loadtests.outcome import RampOutcome
 from loadtests.plots import slo_seconds
 from loadtests.probe import FullLoop, ProbeResult
@@ -66,6 +67,8 @@ def _run_line(outcome: RampOutcome, config: dict[str, Any]) -> str:
         for key, label in (("average_rps", "average"), ("peak_rps", "peak"))
         if isinstance(config.get(key), int | float)
     ]
+    if parts and config.get("rates_from_prediction"):
+        parts[-1] += " (both from the predicted saturation)"
     slo = slo_seconds(config)
     parts += [f"SLO {slo * 1000:g} ms"] if slo is not None else []
     parts += [f"against {config['target']}"] if config.get("target") else []
@@ -77,6 +80,17 @@ def _run_line(outcome: RampOutcome, config: dict[str, Any]) -> str:
     return (
         f"{head}{len(outcome.stages)} stages in {took:.0f} s, started {started}; "
         f"exit code {int(code)} ({code.name})."
+    )
+
+
+def durability_note(durable: object) -> str | None:
+    """A warning when the run's Postgres was not durable; None when it was (or is unknown)."""
+    if durable is not False:
+        return None
+    return (
+        "Postgres ran non-durable (--non-durable-postgres: fsync, synchronous_commit and"
+        " full_page_writes off): commits did not wait for their WAL flush, so write-path figures"
+        " are not comparable with a durable run's, and a crash could lose acknowledged orders."
     )
 
 
@@ -211,12 +225,14 @@ def _faults(outcome: RampOutcome) -> list[Block]:
     ]
 
 
-def _ledger(outcome: RampOutcome) -> list[Block]:
+_LEDGER_UNCHECKED = "Not checked: brink did not know the database, or it did not answer."
+
+
+def ledger_blocks(ledger: LedgerVerdict | None) -> list[Block]:
     """Every order the generator sent, against the orders table: nothing lost or invented."""
     blocks: list[Block] = [Heading("Ledger")]
-    ledger = outcome.ledger
     if ledger is None:
-        return [*blocks, para("Not checked: brink did not know the target's database.")]
+        return [*blocks, para(_LEDGER_UNCHECKED)]
     rows: tuple[tuple[Inline, ...], ...] = tuple(
         (what, str(count), expected)
         for what, count, expected in (
@@ -352,10 +368,13 @@ def content(outcome: RampOutcome, config: dict[str, Any], *, full: bool = False)
         para(verdict(outcome), strong=True, tone="pass" if passed else "fail"),
         para(_run_line(outcome, config)),
     ]
+    note = durability_note(config.get("durable_postgres"))
+    if note is not None:
+        blocks.append(para(note, tone="fail"))
     if outcome.aborted:
         blocks.append(para(f"Stopped early: {outcome.aborted}."))
     blocks += _tipping(outcome) + _prediction(outcome) + _thresholds(outcome) + _faults(outcome)
-    blocks += _ledger(outcome)
+    blocks += ledger_blocks(outcome.ledger)
     blocks += _stages(outcome)
     blocks += [Heading("Plots"), Images(tuple((cap, f"{name}.png") for name, cap in PLOTS))]
     if full:

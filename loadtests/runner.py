@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.box_speed import BoxSpeed, cpu_speeds
+from loadtests.ledger import LEDGER_GLOB
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.process import ManagedProcess, free_port
 from loadtests.profiles import Profile, ProfileParams, build_profile
@@ -245,6 +246,8 @@ def run_ramp(
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir / "loadgen.json"
     out.unlink(missing_ok=True)
+    for old in run_dir.glob(LEDGER_GLOB):  # an earlier run's ledger is not this one's
+        old.unlink()
     metrics_port = free_port()
     locust = ManagedProcess(
         "locust", _locust_argv(config, service_url, out, metrics_port), run_dir / "locust.log"

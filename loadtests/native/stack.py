@@ -49,9 +49,9 @@ class StackConfig:
     """Start brink's Postgres exporter (lock waits, activity) on this port; None: not."""
     prometheus_port: int | None = None
     """Start Prometheus (if installed) scraping everything, with brink's rules; None: not."""
-    durable_postgres: bool = False
-    """fsync and synchronous commit on: needed when a fault kills Postgres (``postgres.kill``)
-    and the order ledger must hold; off by default because a lab's data is throw-away."""
+    durable_postgres: bool = True
+    """A COMMIT returns after its WAL flush, as in the Compose stack: an acknowledged order
+    survives any Postgres crash. False (``--non-durable-postgres``) is faster and can lose them."""
     write_token_file: bool = True
     """Write a generated admin token to ``<run_dir>/admin-token`` (``brink up``: you need it to
     use the admin API). Ramps and scenarios keep it in memory, so it never lands in a report."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from loadtests.ledger import LedgerVerdict
 from loadtests.runner import RampConfig
 from loadtests.samples import StageSample
 from loadtests.scrape import Scrape
@@ -59,6 +60,9 @@ class ScenarioOptions:
     """How many times a scenario that repeats (metastable) runs its trial."""
     settings: Mapping[str, str] = field(default_factory=dict)
     """Extra ``BRINK_*`` settings for the stack; they override the scenario's own."""
+    durable_postgres: bool = True
+    """False (``--non-durable-postgres``): commits return before their WAL flush; a crash can
+    lose acknowledged orders."""
 
     def step(self, normal_s: float, quick_s: float) -> float:
         """The stage length: ``--step-s`` if given, else the scenario's default for the mode."""
@@ -146,6 +150,8 @@ class ScenarioResult:
     verdict: Verdict
     phases: list[Phase]
     notes: list[str] = field(default_factory=list)
+    ledger: LedgerVerdict | None = None
+    """Every order the phases sent, against the database; None: not checked."""
 
 
 class Scenario(Protocol):

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from loadtests.plot_kit import COLOURS, DPI, HEIGHT_IN, WIDTH_IN, log_ms
 from loadtests.report import redact
+from loadtests.report_content import durability_note, ledger_blocks
 from loadtests.report_doc import Block, Heading, Images, Pre, Table, para, to_html, to_markdown
 from loadtests.samples import StageSample
 from loadtests.scenarios.base import Phase, ScenarioOptions, ScenarioResult
@@ -91,6 +92,7 @@ def to_dict(
         "options": redact({**dataclasses.asdict(options), "settings": dict(options.settings)}),
         "settings": redact(dict(settings)),
         "phases": [phase_to_dict(phase) for phase in result.phases],
+        "ledger": None if result.ledger is None else result.ledger.to_dict(),
     }
 
 
@@ -154,6 +156,9 @@ def content(result: ScenarioResult, data: Mapping[str, Any], full: bool = False)
         para(verdict.headline),
         para(result.description),
     ]
+    note = durability_note(data.get("options", {}).get("durable_postgres"))
+    if note is not None:
+        blocks.append(para(note, tone="fail"))
     if verdict.figures:
         figures = tuple((k, _figure(v)) for k, v in verdict.figures.items())
         blocks += [Heading("Figures"), Table(("figure", "value"), figures, frozenset({1}))]
@@ -170,6 +175,7 @@ def content(result: ScenarioResult, data: Mapping[str, Any], full: bool = False)
     aborted = [f"{p.name}: {p.aborted}" for p in result.phases if p.aborted]
     if aborted:
         blocks += [para("Stopped early: " + "; ".join(aborted))]
+    blocks += ledger_blocks(result.ledger)
     blocks += [Heading("Per second"), Images(tuple(plot_files(result)))]
     if full:
         config = {"options": data["options"], "settings": data["settings"]}

@@ -12,11 +12,14 @@ import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
+import asyncpg
 import httpx2
 
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import check_database
 from loadtests.native.process import free_port
 from loadtests.native.stack import NativeStack, StackConfig, StackError
 from loadtests.probe import ProbeFailed
@@ -51,6 +54,7 @@ def stack_config(needs: StackNeeds, options: ScenarioOptions, run_dir: Path) -> 
         run_dir=run_dir / "stack",
         pg_exporter_port=free_port() if needs.pg_exporter else None,
         write_token_file=False,  # the run folder is a report: no secret in it
+        durable_postgres=options.durable_postgres,
     )
 
 
@@ -67,10 +71,30 @@ def run_failure(result: ScenarioResult) -> str | None:
 
 
 def exit_code(result: ScenarioResult) -> ExitCode:
-    """3 when the run failed, else 0 when the verdict passed and 1 when the lesson did not show."""
+    """3 when the run failed, 6 when an order was lost (whatever the lesson showed), else 0
+    when the verdict passed and 1 when the lesson did not show."""
     if run_failure(result) is not None:
         return ExitCode.RUN_FAILED
+    if result.ledger is not None and not result.ledger.ok:
+        return ExitCode.DATA_LOST
     return ExitCode.OK if result.verdict.passed else ExitCode.THRESHOLDS_BREACHED
+
+
+def check_ledger(result: ScenarioResult, run_dir: Path, dsn: str, say: Say) -> ScenarioResult:
+    """``result`` with the ledger of every phase checked against the database.
+
+    Only rows created while a phase ran must have been sent by it: a capacity probe between
+    phases writes orders of its own.
+    """
+    folders = [run_dir / phase.name for phase in result.phases]
+    windows = [(phase.started_at, phase.ended_at) for phase in result.phases]
+    try:
+        ledger = check_database(folders, dsn, windows)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        say(f"ledger: not checked, the database did not answer: {exc!r}")
+        return result
+    say(ledger.explanation)
+    return replace(result, ledger=ledger)
 
 
 def run_scenario(
@@ -92,7 +116,7 @@ def run_scenario(
             stack.start()
             cleanup.callback(stack.stop)
             ctx = ScenarioContext(run_dir, options, stack=stack, say=say)
-            result = scenario.run(ctx)
+            result = check_ledger(scenario.run(ctx), run_dir, stack.postgres.dsn, say)
         except (
             StackError,
             ProbeFailed,

@@ -14,7 +14,7 @@ import pytest
 
 from loadtests.native import _binaries
 from loadtests.native._binaries import PgBinaries, alive
-from loadtests.native.postgres import PostgresError, PrivatePostgres
+from loadtests.native.postgres import NON_DURABLE_SETTINGS, PostgresError, PrivatePostgres
 from loadtests.native.process import free_port, port_is_free
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def pg() -> Iterator[PrivatePostgres]:
         yield server
 
 
-async def test_dsn_reaches_database_brink_with_the_fast_settings(pg: PrivatePostgres) -> None:
+async def test_dsn_reaches_database_brink_durable_by_default(pg: PrivatePostgres) -> None:
     conn = await asyncpg.connect(pg.dsn, timeout=5)
     try:
         row = await conn.fetchrow(
@@ -75,9 +75,9 @@ async def test_dsn_reaches_database_brink_with_the_fast_settings(pg: PrivatePost
         "brink",
         "brink",
         pg.port,
-        "off",
-        "off",
-        "off",
+        "on",
+        "on",
+        "on",
         "200",
         "127.0.0.1",
         "UTF8",
@@ -85,9 +85,10 @@ async def test_dsn_reaches_database_brink_with_the_fast_settings(pg: PrivatePost
     assert pg.dsn == f"postgresql://brink@127.0.0.1:{pg.port}/brink"
 
 
-async def test_durable_keeps_the_safe_settings() -> None:
-    with PrivatePostgres(port=free_port(), durable=True) as server:
-        assert await fetch(server.dsn, "SELECT current_setting('fsync')") == "on"
+async def test_non_durable_is_an_explicit_opt_in() -> None:
+    with PrivatePostgres(port=free_port(), durable=False) as server:
+        for name in NON_DURABLE_SETTINGS:
+            assert await fetch(server.dsn, f"SELECT current_setting('{name}')") == "off"
 
 
 async def test_stop_leaves_no_process_and_no_temp_dir() -> None:
@@ -158,7 +159,7 @@ async def test_restart_drops_connections_and_keeps_data(pg: PrivatePostgres) -> 
 
 
 async def test_kill_crashes_it_and_start_again_recovers_the_same_data() -> None:
-    with PrivatePostgres(port=free_port(), durable=True) as server:
+    with PrivatePostgres(port=free_port()) as server:
         await fetch(server.dsn, "CREATE TABLE survivor AS SELECT 7 AS n")
         old = server.processes()
 

@@ -22,7 +22,9 @@ from loadtests.ledger import (
     parse_lines,
     read_ledger,
 )
-from loadtests.ramp import _verdict
+from loadtests.ramp import (
+    _verdict,
+)
 from loadtests.runner import RampConfig, RampRun
 from loadtests.tipping import find_tipping_point
 from tests.unit.synthetic import SLO_S, hockey
@@ -201,3 +203,14 @@ def test_a_broken_ledger_fails_the_ramp_whatever_else_it_showed() -> None:
     assert _verdict(run, tipping, False, config, holds) is ExitCode.OK
     assert _verdict(run, tipping, True, config, holds) is ExitCode.THRESHOLDS_BREACHED
     assert _verdict(run, tipping, False, config, broken) is ExitCode.DATA_LOST
+
+
+def test_a_scenario_s_phases_are_read_as_one_ledger(tmp_path: Path) -> None:
+    first, second = tmp_path / "fragile", tmp_path / "resilient"
+    for folder, key in ((first, KEY), (second, KEY.replace("0", "1"))):
+        folder.mkdir()
+        writer = LedgerWriter(folder / "ledger-1.jsonl")
+        writer.sent(OrderIntent(key, 3, 1))
+        writer.close()
+    events, torn = read_ledger(first, second)
+    assert (sorted(e.key for e in events), torn) == (sorted([KEY, KEY.replace("0", "1")]), 0)

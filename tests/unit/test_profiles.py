@@ -15,6 +15,7 @@ from loadtests.profiles import (
     ProfileParams,
     Stage,
     build_profile,
+    rates_around,
 )
 
 PARAMS = ProfileParams(average_rps=150, peak_rps=190)
@@ -229,3 +230,20 @@ def test_profile_totals() -> None:
 
     assert profile.duration_s == 17.5
     assert profile.max_rps == 250
+
+
+def test_rates_around_a_prediction_bracket_the_knees_measured_against_it() -> None:
+    average, peak = rates_around(400.0)
+    assert (average, peak) == (200.0, 320.0)
+    stages = build_profile("peak", ProfileParams(average, peak)).stages
+    ratios = [stage.rps / 400.0 for stage in stages]
+    assert ratios == pytest.approx([0.5, 0.6, 0.7, 0.8, 1.0, 1.2])
+    # the knees measured against the prediction (0.71-1.03 P) lie inside the ramp
+    assert min(ratios) < 0.71
+    assert max(ratios) > 1.03
+
+
+def test_rates_around_stay_within_the_cap_and_refuse_nonsense() -> None:
+    assert rates_around(5000.0, rps_cap=1000.0) == (1000.0, 1000.0)
+    with pytest.raises(ValueError, match="predicted_rps"):
+        rates_around(0.0)

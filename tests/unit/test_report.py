@@ -361,3 +361,13 @@ def test_a_stage_keeps_its_box_speed_through_json(outcome: RampOutcome) -> None:
     probe = _with_speeds(outcome, (4.0, 6.0), (4.0, 6.0)).probe
     assert probe is not None
     assert probe.to_dict()["box_speed_ms"] == [4.0, 6.0]
+
+
+def test_a_non_durable_run_says_so_and_a_durable_one_does_not(outcome: RampOutcome) -> None:
+    def text(durable: bool | None) -> str:
+        config = {**CONFIG, "durable_postgres": durable}
+        return " ".join(str(block) for block in content(outcome, config))
+
+    assert "non-durable" in text(False)
+    assert "non-durable" not in text(True)
+    assert "non-durable" not in text(None)  # a target: brink cannot tell

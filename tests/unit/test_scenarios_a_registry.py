@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.exit_codes import ExitCode
+from loadtests.ledger import LedgerVerdict
 from loadtests.runner import RampConfig
 from loadtests.scenarios.base import (
     Phase,
@@ -105,3 +107,21 @@ def test_exit_code_is_the_verdict_unless_the_run_failed() -> None:
     # Stopping a ramp on collapse is part of the plan, not a failed run.
     assert exit_code(_result(True, aborted="collapse: goodput fell")) is ExitCode.OK
     assert run_failure(ScenarioResult("s", "d", Verdict(True, "x", "y"), [])) is not None
+
+
+def test_a_lost_order_is_data_lost_whatever_the_lesson_showed() -> None:
+    holds = LedgerVerdict(sent=3, acknowledged=3, failed=0, unknown=0, lost=0, unexpected=0,
+                          refused_present=0, duplicates=0, unknown_present=0, unknown_absent=0,
+                          items_checked=1)  # fmt: skip
+    lost = dataclasses.replace(holds, lost=1)
+    assert exit_code(dataclasses.replace(_result(True), ledger=holds)) is ExitCode.OK
+    assert exit_code(dataclasses.replace(_result(False), ledger=lost)) is ExitCode.DATA_LOST
+    assert exit_code(dataclasses.replace(_result(True), ledger=lost)) is ExitCode.DATA_LOST
+    failed_run = dataclasses.replace(_result(True, stages=False), ledger=lost)
+    assert exit_code(failed_run) is ExitCode.RUN_FAILED
+
+
+def test_the_stack_is_durable_unless_the_operator_opts_out(tmp_path: Path) -> None:
+    assert stack_config(StackNeeds(), ScenarioOptions(), tmp_path).durable_postgres
+    fast = ScenarioOptions(durable_postgres=False)
+    assert not stack_config(StackNeeds(), fast, tmp_path).durable_postgres

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from loadtests.faults.runner import AppliedFault
+from loadtests.ledger import LedgerVerdict
 from loadtests.runner import RampConfig
 from loadtests.scenarios.base import Phase, ScenarioOptions, ScenarioResult, Verdict
-from loadtests.scenarios.report import plot_files, write_reports
+from loadtests.scenarios.report import content, plot_files, to_dict, write_reports
 from loadtests.series import Second, bucket_of
 from tests.unit.synthetic import stage
 
@@ -156,3 +158,19 @@ def test_many_phases_get_one_picture_each_and_no_side_by_side() -> None:
     files = [name for _, name in plot_files(many)]
     assert "phases.png" not in files
     assert len(files) == 6
+
+
+def test_the_ledger_and_a_non_durable_postgres_reach_the_reports() -> None:
+    ledger = LedgerVerdict(sent=4, acknowledged=3, failed=0, unknown=1, lost=1, unexpected=0,
+                           refused_present=0, duplicates=0, unknown_present=0, unknown_absent=1,
+                           items_checked=1000)  # fmt: skip
+    result = dataclasses.replace(_result(), ledger=ledger)
+    options = ScenarioOptions(durable_postgres=False)
+    data = to_dict(result, options, {}, 6)
+    assert LedgerVerdict.from_dict(data["ledger"]) == ledger
+    text = " ".join(str(block) for block in content(result, data))
+    assert "1 lost" in text
+    assert "non-durable" in text
+    durable = to_dict(_result(), ScenarioOptions(), {}, 0)
+    assert durable["ledger"] is None
+    assert "non-durable" not in " ".join(str(b) for b in content(_result(), durable))
