@@ -17,6 +17,7 @@ from typing import Self
 
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native import prometheus
+from loadtests.native.port_owner import describe_port_owner
 from loadtests.native.postgres import PostgresError, PrivatePostgres
 from loadtests.native.process import ManagedProcess, ProcessFailed, free_port, port_is_free
 
@@ -196,8 +197,10 @@ class NativeStack:
             raise StackError(f"{', '.join(managed)}: set by the stack itself, use its flags")
         for name, (port, flag) in self.config.ports().items():
             if not port_is_free(port, self.config.host):
+                owner = describe_port_owner(port, self.config.host)
+                held = f" (held by {owner})" if owner else ""
                 raise StackError(
-                    f"port {port} on {self.config.host} for the {name} is already in use: "
+                    f"port {port} on {self.config.host} for the {name} is already in use{held}: "
                     f"choose another with {flag}"
                 )
 

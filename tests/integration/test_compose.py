@@ -1,8 +1,10 @@
 """The Compose stack checked without a Docker engine: docker-compose.yml, .env and docker/.
 
-Schema and ``docker-compose config`` first, then what neither checks: healthchecks behind every
+Schema and ``docker compose config`` first, then what neither checks: healthchecks behind every
 ``service_healthy``, ports on 127.0.0.1 only, pinned images, real ``BRINK_*`` settings, a non-root
-Dockerfile, mounted files, Locust command lines, and agreement with Prometheus' targets.
+Dockerfile, mounted files, Locust command lines, and agreement with Prometheus' targets; then what
+makes the stack trustworthy on a laptop: the project name faults look for, brink's image rebuilt
+on every ``up`` from the lock, restart policies, and a durable Postgres.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from demo_service.settings import (
     SettingsError,
     load_settings,
 )
+from loadtests.native.postgres import NON_DURABLE_SETTINGS
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +42,9 @@ ENV_FILE = ROOT / ".env"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 QUERIES_FILE = ROOT / "docker" / "postgres-exporter-queries.yaml"
 PROMETHEUS_CONFIG = ROOT / "dashboards" / "prometheus" / "prometheus.yml"
+FAULTS_DOC = ROOT / "docs" / "faults.md"
+PROJECT = "brink"
+"""Compose's project name: the label value process faults select containers by."""
 COLLEAGUE_DIRS = ("dashboards",)
 """Mount sources written by others: missing ones skip the check instead of failing it."""
 BACKEND = ("postgres", "demo-service", "slow-api")
@@ -137,13 +143,33 @@ def test_compose_file_matches_the_compose_spec() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_docker_compose_config_accepts_it() -> None:
-    if shutil.which("docker-compose") is None:
+def _works(*argv: str) -> bool:
+    if shutil.which(argv[0]) is None:
+        return False
+    return _run(*argv).returncode == 0
+
+
+def test_docker_compose_config_accepts_it(tmp_path: Path) -> None:
+    """Compose v2 (``docker compose``: GitHub's runners, Docker Desktop) reads the file as is.
+
+    Failing that, Debian's docker-compose 1.29 (v1) checks everything but the top-level ``name``,
+    which v1 predates (it takes ``-p`` instead): a copy without that line, same project dir.
+    """
+    if _works("docker", "compose", "version"):
+        checked = _run("docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q")
+    elif _works("docker-compose", "version"):
+        text = COMPOSE_FILE.read_text()
+        assert f"\nname: {PROJECT}\n" in text
+        legacy = tmp_path / "docker-compose.v1.yml"
+        legacy.write_text(text.replace(f"\nname: {PROJECT}\n", "\n"))
+        argv = ["--project-directory", str(ROOT), "-p", PROJECT, "-f", str(legacy)]
+        checked = _run("docker-compose", *argv, "config", "-q")
+    else:
         pytest.skip(
-            "Debian's docker-compose 1.29 is not installed "
-            "(apt-get install -y --no-install-recommends docker-compose)"
+            "no working Compose to run `config -q` (the compose-spec schema check still ran): "
+            "`docker compose version` (v2 plugin) and `docker-compose version` (Debian's 1.29: "
+            "apt-get install -y --no-install-recommends docker-compose) both failed"
         )
-    checked = _run("docker-compose", "-f", str(COMPOSE_FILE), "config", "-q")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -358,3 +384,71 @@ def test_custom_queries_match_the_native_exporter(services: dict[str, dict[str, 
     query_path = "/etc/postgres_exporter/queries.yaml"
     assert f"--extend.query-path={query_path}" in _command(exporter)
     assert ("./docker/postgres-exporter-queries.yaml", query_path) in set(_binds(exporter))
+
+
+def test_the_project_is_called_what_docs_and_faults_assume(compose: dict[str, Any]) -> None:
+    """Without ``name``, Compose names the project after the checkout's folder, and process
+    faults (``DockerProcessFaults(client, "brink")``) find no container in a clone elsewhere."""
+    assert compose.get("name") == PROJECT
+    named = re.findall(r"DockerProcessFaults\(.*?\"([^\"]+)\"\)", FAULTS_DOC.read_text())
+    assert named, "docs/faults.md no longer shows DockerProcessFaults with a project name"
+    assert set(named) == {PROJECT}, f"docs/faults.md uses project {named}, Compose {PROJECT}"
+
+
+def test_brink_images_are_rebuilt_on_every_up(services: dict[str, dict[str, Any]]) -> None:
+    """``build`` + ``image`` alone runs whatever ``brink:<version>`` exists, however stale."""
+    built = [name for name, service in services.items() if "build" in service]
+    assert len(built) == 4  # demo service, slow API, Locust master and worker
+    for name in built:
+        assert services[name].get("pull_policy") == "build", name
+
+
+def test_long_running_services_come_back_after_a_crash(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Every service here is long-running; ``unless-stopped`` also survives a Docker restart and
+    still honours ``docker compose stop``. A fault's ``docker kill`` suspends the policy until
+    its own ``docker start`` (Docker's documented behaviour), so faults keep their meaning."""
+    for name, service in services.items():
+        assert service.get("restart") == "unless-stopped", name
+
+
+def _server_settings(service: Mapping[str, Any]) -> dict[str, str]:
+    """``-c name=value`` and ``--name=value`` arguments of a ``postgres`` command."""
+    command = _command(service)
+    settings: dict[str, str] = {}
+    for flag, value in zip(command, [*command[1:], ""], strict=True):
+        if flag == "-c":
+            pair = value
+        elif flag.startswith("--") and "=" in flag:
+            pair = flag.removeprefix("--")
+        else:
+            continue
+        key, _, setting = pair.partition("=")
+        settings[key.replace("-", "_").lower()] = setting.strip("'\"").lower()
+    return settings
+
+
+def test_postgres_is_durable_as_natively(services: dict[str, dict[str, Any]]) -> None:
+    """None of what native mode's ``durable=False`` turns off is off here: a COMMIT returns
+    after its WAL flush, so an order the service acknowledged survives a Postgres crash."""
+    postgres = services["postgres"]
+    assert _command(postgres)[0] == "postgres"
+    settings = _server_settings(postgres)
+    assert settings.get("max_connections") == "200"  # the parser reads this file's shape
+    off = {"off", "false", "no", "0"}
+    for key in NON_DURABLE_SETTINGS:
+        assert settings.get(key, "on") not in off, f"postgres: {key}={settings[key]}"
+    environment = _environment(postgres)
+    for variable in ("PGOPTIONS", "POSTGRES_INITDB_ARGS"):
+        assert not any(key in environment.get(variable, "") for key in NON_DURABLE_SETTINGS)
+
+
+def test_the_image_installs_the_locked_versions() -> None:
+    """docker/Dockerfile installs with constraints.txt, the lock scripts/bootstrap uses too."""
+    dockerfile = DOCKERFILE.read_text()
+    copies = re.findall(r"^COPY\s+(.+?)\s+\./$", dockerfile, re.MULTILINE)
+    assert any("constraints.txt" in line.split() for line in copies), copies
+    install = re.search(r"pip install (--constraint|-c) constraints\.txt ", dockerfile)
+    assert install is not None, "the image's pip install does not use constraints.txt"
+    assert (ROOT / "constraints.txt").is_file()

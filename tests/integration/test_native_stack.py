@@ -315,7 +315,7 @@ def test_a_dying_part_is_reported_and_the_rest_stopped(brink_up: Callable[..., U
     up.assert_nothing_left(pids)
 
 
-def test_a_taken_port_is_named_with_its_flag(brink_up: Callable[..., Up]) -> None:
+def test_a_taken_port_is_named_with_its_flag_and_its_holder(brink_up: Callable[..., Up]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -325,6 +325,8 @@ def test_a_taken_port_is_named_with_its_flag(brink_up: Callable[..., Up]) -> Non
     err = up.output()[1]
     assert f"port {port}" in err
     assert "--service-port" in err
+    holder = Path(f"/proc/{os.getpid()}/comm").read_text().strip()  # this test's own process
+    assert f"held by {holder} (pid {os.getpid()}" in err
     assert pg_temp_dirs(up.pg_port) == []
 
 

@@ -126,7 +126,7 @@ def test_the_gate_publishes_the_run_folder_it_writes_even_on_failure() -> None:
     uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
     assert len(uploads) == 1
     upload = uploads[0]
-    assert upload["uses"] == "actions/upload-artifact@v4"
+    assert upload["uses"].startswith("actions/upload-artifact@v")
     assert upload["if"] == "always()"
     assert upload["with"]["path"].rstrip("/") == run_dir
     summary = next(s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", "") and "if" in s)
