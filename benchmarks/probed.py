@@ -30,6 +30,7 @@ def probe_then_ramp(
     derive: Callable[[float], RampConfig],
     run_dir: Path,
     say: Say,
+    durable_postgres: bool = True,
 ) -> tuple[RampRow, ProbeResult]:
     """Stack with ``settings``; ``derive(predicted saturation)`` gives the ramp; stack stopped."""
     started = time.monotonic()
@@ -40,6 +41,7 @@ def probe_then_ramp(
             pg_port=free_port(),
             extra_env=dict(settings),
             run_dir=run_dir / "stack",
+            durable_postgres=durable_postgres,
         )
     )
     say(f"{label}: starting the native stack for a probe first")

@@ -7,15 +7,23 @@ The locustfile (users and the shape class only) delegates here. Roles:
 - the master (or the local runner) runs the shape: each tick it broadcasts the rate per
   dispatcher (``brink_rate``), records the stage timeline, merges the workers' series deltas
   (sent with Locust's own worker reports), serves ``/metrics``, and at the end writes the
-  series and timeline to ``--brink-out`` for ``brink ramp``'s analysis;
+  series and timeline to ``--brink-out`` for ``brink ramp``'s analysis; with the web UI it also
+  checks the form and shows the live tab (:mod:`loadtests.web_ui`);
 - with ``--brink-out``, every process that sends load writes its own order ledger
   (``ledger-<pid>.jsonl``, :mod:`loadtests.ledger`) into the same folder: no messaging, so
   nothing depends on a worker's last report reaching the master before a SIGTERM.
+
+Every run starts from the options as they are then (:mod:`loadtests.run_settings`): the web
+UI's form may change any of them between runs, and Locust hands the master's options to the
+workers with each spawn message. So each run gets a new shape driver and stage timeline on the
+master, and a new arrival engine (mix, retry policy, host) in every process that sends load;
+only the order ledger stays open across runs, one per process.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import time
 from dataclasses import dataclass, field
@@ -26,18 +34,22 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadtests import web_ui
 from loadtests.arrivals import ArrivalEngine
 from loadtests.client_retry import POLICIES, ClientRetry
+from loadtests.exit_codes import ExitCode
 from loadtests.ledger import LedgerWriter
-from loadtests.loadgen_metrics import RunnerView, serve_metrics
-from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
+from loadtests.loadgen_metrics import RunnerView, parse_run_labels, serve_metrics
+from loadtests.mix import DEFAULT_WEIGHTS
 from loadtests.pacing import ARRIVALS
-from loadtests.profiles import PROFILES, ProfileParams, build_profile
+from loadtests.profiles import PROFILES
+from loadtests.run_settings import RunSettings, run_settings
 from loadtests.series import Series
-from loadtests.shapes import RateSchedule, ShapeDriver, Tick, rate_per_dispatcher
+from loadtests.shapes import ShapeDriver, Tick, rate_per_dispatcher
 
 RATE_MESSAGE = "brink_rate"
 SERIES_KEY = "brink_series"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +58,9 @@ class _State:
 
     series: Series
     engine: ArrivalEngine | None = None
+    """This run's engine in a process that sends load; None until a run has started."""
+    ledger: LedgerWriter | None = None
+    """The process's order ledger (``--brink-out``), opened at its first run, kept after."""
     rate: float = 0.0
     driver: ShapeDriver | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
@@ -158,6 +173,13 @@ def add_options(parser: Any) -> None:
         include_in_web_ui=False,
         help="Interface for --brink-metrics-port (0.0.0.0 only inside a container).",
     )
+    parser.add_argument(
+        "--brink-run-label",
+        action="append",
+        default=[],
+        include_in_web_ui=False,
+        help="What this run is, for dashboards: scenario=NAME or phase=NAME (repeatable).",
+    )
 
 
 def _options(environment: Environment) -> Any:
@@ -192,6 +214,10 @@ def on_init(environment: Environment) -> None:
         # through Locust's own path and writes --brink-out.
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, _request_stop)
+    if not isinstance(runner, WorkerRunner):
+        environment.events.test_stop.add_listener(_on_test_stop)
+        labels = parse_run_labels(options.brink_run_label or [])
+        web_ui.install(environment, _state.series, lambda: state().timeline, labels)
     environment.events.test_start.add_listener(_on_test_start)
     environment.events.quitting.add_listener(_on_quitting)
 
@@ -201,32 +227,45 @@ def _request_stop() -> None:
 
 
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    options = _options(environment)
+    """A run starts (in every process): this run's settings, and a new engine to send it."""
     current = state()
-    current.series.slo_s = options.slo_ms / 1000
-    current.timeline.clear()
-    current.ended_at = None
-    current.stop_requested = False
-    if not isinstance(environment.runner, MasterRunner) and current.engine is None:
-        mix = Mix(parse_weights(options.mix))
-        ledger = None
-        if options.brink_out:
-            ledger = LedgerWriter.for_process(Path(options.brink_out).parent)
-        current.engine = ArrivalEngine(
-            environment,
-            environment.host or "",
-            mix,
-            current.series,
-            options.timeout_s,
-            options.max_in_flight,
-            options.seed,
-            ClientRetry(options.client_retries),
-            ledger,
-        )
-        current.engine.rate_per_dispatcher = current.rate
-    elif current.engine is not None:
-        # A later run from the web UI may choose another client retry policy.
-        current.engine.retry = ClientRetry(options.client_retries)
+    current.engine = None  # whatever happens next, never the previous run's mix or host
+    try:
+        settings = run_settings(_options(environment))
+    except ValueError as exc:
+        logger.error("brink: this run sends nothing: %s", exc)
+        return
+    current.series.slo_s = settings.slo_s
+    if not isinstance(environment.runner, MasterRunner):
+        current.engine = _new_engine(environment, settings)
+
+
+def _new_engine(environment: Environment, settings: RunSettings) -> ArrivalEngine:
+    options, current = _options(environment), state()
+    if current.ledger is None and options.brink_out:
+        current.ledger = LedgerWriter.for_process(Path(options.brink_out).parent)
+    engine = ArrivalEngine(
+        environment,
+        environment.host or "",
+        settings.mix,
+        current.series,
+        options.timeout_s,
+        options.max_in_flight,
+        options.seed,
+        ClientRetry(settings.retry_policy),
+        current.ledger,
+    )
+    engine.rate_per_dispatcher = current.rate
+    return engine
+
+
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    """The run is over, ended by its shape or stopped from the web UI: the next one starts
+    its profile from the beginning."""
+    current = state()
+    current.driver = None
+    if current.ended_at is None:
+        current.ended_at = time.time()
 
 
 def _on_rate(environment: Environment, msg: Any, **_: Any) -> None:
@@ -246,25 +285,29 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
         state().series.merge(Series.seconds_from_dict(seconds))
 
 
-def make_driver(environment: Environment, clock: Any) -> ShapeDriver:
+def _begin_run(environment: Environment, clock: Any) -> ShapeDriver | None:
+    """The shape's first tick of a run: a new driver and timeline; None refuses the run."""
     options = _options(environment)
-    params = ProfileParams(
-        average_rps=options.average_rps,
-        peak_rps=options.peak_rps,
-        step_s=options.step_s,
-        rps_cap=options.rps_cap,
-        duration_cap_s=options.duration_cap_s,
-    )
-    profile = build_profile(options.load_profile, params)
-    drain_s = options.timeout_s + 5.0  # in-flight requests finish and are reported
-    return ShapeDriver(RateSchedule(profile, drain_s=drain_s), options.slice_rps, clock)
+    try:
+        settings = run_settings(options)
+    except ValueError as exc:
+        logger.error("brink: not starting the run: %s", exc)
+        if options.headless:
+            environment.process_exit_code = ExitCode.USAGE
+        return None
+    current = state()
+    current.timeline.clear()
+    current.ended_at = None
+    return ShapeDriver(settings.schedule, options.slice_rps, clock)
 
 
 def shape_tick(environment: Environment, clock: Any) -> tuple[int, float] | None:
     """The shape's tick: users for Locust, the rate for the dispatchers, the timeline."""
     current = state()
     if current.driver is None:
-        current.driver = make_driver(environment, clock)
+        current.driver = _begin_run(environment, clock)
+        if current.driver is None:
+            return None
     result = current.driver.tick()
     tick = current.driver.current()
     if tick is None or result is None or current.stop_requested:
@@ -315,7 +358,8 @@ def _runner_view(environment: Environment) -> RunnerView:
         engine = state().engine
         return engine.in_flight if engine is not None else 0
 
-    return RunnerView(users, requests_by_name, stage, in_flight)
+    labels = parse_run_labels(_options(environment).brink_run_label or [])
+    return RunnerView(users, requests_by_name, stage, in_flight, labels)
 
 
 def _on_quitting(environment: Environment, **_: Any) -> None:
@@ -323,9 +367,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     current = state()
     if not isinstance(environment.runner, WorkerRunner) and options.brink_out:
         _write_out(environment, current, Path(options.brink_out), options.timeout_s)
-    if current.engine is not None and current.engine.ledger is not None:
+    if current.ledger is not None:
         # Answers arriving after this are not logged: their orders stay "sent", i.e. unknown.
-        current.engine.ledger.close()
+        current.ledger.close()
 
 
 def _write_out(environment: Environment, current: _State, path: Path, timeout_s: float) -> None:

@@ -9,8 +9,8 @@ completed, good, dropped, errors, latency). Names carry base units; labels are b
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
@@ -35,6 +35,23 @@ class RunnerView:
     stage: Callable[[], tuple[int, str, float] | None]
     """``(index, name, target req/s)`` of the current stage, None when not running."""
     in_flight: Callable[[], int]
+    run_labels: Mapping[str, str] = field(default_factory=dict)
+    """What this run is (``--brink-run-label``): exported as ``brink_loadgen_run_info``."""
+
+
+RUN_LABELS = ("scenario", "phase")
+"""The labels of ``brink_loadgen_run_info``: a fixed, bounded set."""
+
+
+def parse_run_labels(texts: Iterable[str]) -> dict[str, str]:
+    """``["scenario=metastable", "phase=fragile"]`` → a dict; ValueError for another key."""
+    labels = {}
+    for text in texts:
+        key, equals, value = text.partition("=")
+        if not equals or key not in RUN_LABELS:
+            raise ValueError(f"run label {text!r}: expected one of {', '.join(RUN_LABELS)}=VALUE")
+        labels[key] = value
+    return labels
 
 
 def _cumulative_buckets(latency: Counter[int]) -> list[tuple[str, float]]:
@@ -78,6 +95,13 @@ class LoadgenCollector(Collector):
         )
         info.add_metric([name], 1)
         yield info
+        run = GaugeMetricFamily(
+            "brink_loadgen_run_info",
+            "What this generator runs: the scenario and its phase (empty: a run of its own).",
+            labels=list(RUN_LABELS),
+        )
+        run.add_metric([view.run_labels.get(label, "") for label in RUN_LABELS], 1)
+        yield run
         for metric, help_text, value in (
             ("brink_loadgen_arrivals", "Requests started (the offered load).", total.arrivals),
             ("brink_loadgen_dropped", "Arrivals the generator could not send.", total.dropped),

@@ -215,7 +215,7 @@ def _faults(outcome: RampOutcome) -> list[Block]:
     if not outcome.faults:
         return []
     rows = tuple(
-        (f"{f.t_s:.1f}", f.kind, f.action, "ok" if f.ok else f"FAILED: {f.error}")
+        (f"{f.t_s:.1f}", f.kind, f.action, f.result if f.ok else f"FAILED: {f.error}")
         for f in outcome.faults
     )
     return [

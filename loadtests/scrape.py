@@ -80,6 +80,14 @@ class Scraper:
         self._client.close()
 
 
+def increase(first: Scrape, last: Scrape, name: str) -> float:
+    """How much the counter ``name`` (all its label sets) grew from ``first`` to ``last``.
+
+    A restarted process starts its counters again from 0: a fall counts as no growth.
+    """
+    return max(0.0, last.total(name) - first.total(name))
+
+
 def _nearest(scrapes: Sequence[Scrape], at: float) -> Scrape | None:
     return min(scrapes, key=lambda scrape: abs(scrape.at - at), default=None)
 

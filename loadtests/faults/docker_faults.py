@@ -4,7 +4,11 @@ Containers are found by the labels Compose puts on them (``com.docker.compose.pr
 ``com.docker.compose.service``), so a scaled service is hit in all its replicas. Pause is
 ``docker pause`` (the cgroup freezer: connections stall, nothing is refused), restart is
 ``docker restart``, kill is ``docker kill`` then ``docker start``, and a CPU throttle is a live
-``docker update``.
+``docker update``. Killing one Postgres backend is a ``docker exec`` of :data:`KILL_BACKEND_SH`
+in the Postgres container (the official image has ``psql`` and ``pg_isready`` but no ``ps`` or
+``pkill``; ``kill`` is a shell builtin): it finds a client backend in ``pg_stat_activity``,
+SIGKILLs it, and waits until the server has noticed and accepts connections again. Its exit code
+says how it went; its output is not needed (so nothing depends on the exec's output stream).
 
 The CPU update must speak the unit the container was created with: Compose turns
 ``deploy.resources.limits.cpus`` into ``NanoCpus``, and the Engine refuses to set ``CpuQuota`` on
@@ -15,6 +19,7 @@ through the SDK's own low-level client (same URL, same version prefix, same erro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +32,30 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 CPU_PERIOD_US = 100_000
 STOP_TIMEOUT_S = 10
+KILL_BACKEND_SH = """
+export PGUSER="${POSTGRES_USER:-postgres}"
+export PGDATABASE="${POSTGRES_DB:-$PGUSER}"
+q() { psql -X -A -t -q -c "$1"; }
+victim=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'
+  AND datname = current_database() AND pid <> pg_backend_pid() ORDER BY backend_start LIMIT 1")
+[ -n "$victim" ] || exit 3
+marker=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+kill -9 "$victim" || exit 4
+i=0
+while kill -0 "$marker" 2>/dev/null || ! pg_isready -q; do
+  i=$((i + 1)); [ "$i" -le 600 ] || exit 5
+  sleep 0.05
+done
+"""
+"""Kill one client backend, then wait (30 s at most) until the postmaster has noticed (the old
+checkpointer is gone: a crash ends every child) and accepts connections again (``pg_isready``).
+User and database come from the image's ``POSTGRES_USER`` and ``POSTGRES_DB``; the image trusts
+local (unix socket) connections, so no password is needed."""
+KILL_BACKEND_EXITS = {
+    3: "no client backend to kill",
+    4: "the backend could not be killed",
+    5: "Postgres did not accept connections 30 s after the kill",
+}
 
 
 class DockerProcessFaults:
@@ -60,6 +89,25 @@ class DockerProcessFaults:
         for container in self._containers(part):
             container.kill()
             container.start()
+
+    def kill_backend(self, part: str) -> float:
+        """SIGKILL one client backend; seconds until Postgres accepts connections again.
+
+        Measured around the exec, so it includes the backend lookup and the exec round trip
+        (tens of milliseconds more than natively).
+        """
+        if part != "postgres":
+            raise ValueError(f"{part}.kill_backend: only postgres has backends to kill")
+        recovery_s = 0.0
+        for container in self._containers(part):
+            started = time.monotonic()
+            code, output = container.exec_run(["sh", "-c", KILL_BACKEND_SH])
+            if code != 0:
+                reason = KILL_BACKEND_EXITS.get(code, f"exit {code}")
+                said = output.decode(errors="replace").strip() if output else ""
+                raise RuntimeError(f"kill_backend in {container.name}: {reason}. {said}".strip())
+            recovery_s = max(recovery_s, time.monotonic() - started)
+        return recovery_s
 
     def throttle_cpu(self, part: str, cpus: float | None) -> None:
         for container in self._containers(part):

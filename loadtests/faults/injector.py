@@ -5,7 +5,9 @@ Every injector answers ``apply``, ``undo`` (back to what was in force before tha
 over HTTP or stops a process. Knobs go through the token-protected admin/control APIs
 (:class:`KnobInjector`); process faults go through one :class:`ProcessFaults` interface with a
 native implementation (signals on the processes ``brink up`` started, ``native.py``) and a Docker
-one (the Docker SDK on a Compose project's containers, ``docker_faults.py``).
+one (the Docker SDK on a Compose project's containers, ``docker_faults.py``). ``apply`` returns
+how long the part took to recover when the fault measures it (``postgres.kill_backend``: seconds
+until Postgres accepts connections again), else None.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from loadtests.faults.native import NativeProcessFaults
 from loadtests.faults.spec import FaultAction
 
 __all__ = [
+    "KNOB_TARGETS",
     "CompositeInjector",
     "DockerProcessFaults",
     "FaultError",
@@ -40,7 +43,9 @@ class FaultError(RuntimeError):
 
 
 class Injector(Protocol):
-    def apply(self, action: FaultAction) -> None: ...
+    def apply(self, action: FaultAction) -> float | None:
+        """Carry ``action`` out; the seconds the part took to recover, for faults that measure
+        it (``postgres.kill_backend``), else None."""
 
     def undo(self, action: FaultAction) -> None:
         """Restore the value in force before ``apply(action)`` (resume, lift a throttle)."""
@@ -60,6 +65,10 @@ class ProcessFaults(Protocol):
 
     def kill(self, part: str) -> None:
         """A hard kill (SIGKILL), then start it again."""
+
+    def kill_backend(self, part: str) -> float:
+        """SIGKILL one backend serving a client (Postgres only): the postmaster ends every other
+        connection and recovers. Returns the seconds until it accepts connections again."""
 
     def throttle_cpu(self, part: str, cpus: float | None) -> None:
         """Cap the part at ``cpus`` cores; None: back to no extra limit."""
@@ -90,9 +99,9 @@ class KnobInjector:
         if path is None or action.is_process:
             raise FaultError(f"{action}: not a knob")
         base, route = path
-        now = self._call("GET", base, route, action)
+        now = settable(action.target, self._call("GET", base, route, action))
         if action.target == "resilience":
-            before = {"preset": now["preset"], **now["overrides"]}
+            before = now
             self._call("PUT", base, route, action, _resilience_body(action))
         else:
             before = {action.name: now[action.name]}
@@ -110,6 +119,17 @@ class KnobInjector:
         self._before.clear()
         for base, route in _PATHS.values():
             self._call("POST", base, route + "/reset", None)
+
+    def current(self, target: str) -> dict[str, Any]:
+        """Every knob of ``target`` (a key of :data:`KNOB_TARGETS`) now, as a body that sets
+        them back exactly (:func:`settable`)."""
+        base, route = _PATHS[target]
+        return settable(target, self._call("GET", base, route, None))
+
+    def write(self, target: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT ``body`` to ``target``'s knobs; what the server answers (every knob)."""
+        base, route = _PATHS[target]
+        return self._call("PUT", base, route, None, body)
 
     def close(self) -> None:
         self._client.close()
@@ -153,6 +173,16 @@ _PATHS = {
     "resilience": ("service", "/admin/resilience"),
 }
 """Knob target → (which server, route)."""
+KNOB_TARGETS = tuple(_PATHS)
+
+
+def settable(target: str, answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A GET's answer as the PUT body that restores it. ``/admin/resilience`` answers the
+    preset, the overrides and the config in force: a PUT of the preset drops every override,
+    then the overrides given apply, which is exactly the state read."""
+    if target == "resilience":
+        return {"preset": answer["preset"], **answer["overrides"]}
+    return dict(answer)
 
 
 def _resilience_body(action: FaultAction) -> dict[str, Any]:
@@ -171,10 +201,12 @@ class ProcessInjector:
         self._cpus: dict[str, float | None] = {}
         self._before_cpu: dict[FaultAction, float | None] = {}
 
-    def apply(self, action: FaultAction) -> None:
+    def apply(self, action: FaultAction) -> float | None:
         part = action.target
         if not action.is_process:
             raise FaultError(f"{action}: not a process fault")
+        if action.name == "kill_backend":
+            return self.faults.kill_backend(part)
         if action.name == "pause":
             self.faults.pause(part)
             self._paused.add(part)
@@ -187,6 +219,7 @@ class ProcessInjector:
             self.faults.throttle_cpu(part, action.value)
             self._cpus[part] = action.value
             self._before_cpu[action] = before
+        return None
 
     def undo(self, action: FaultAction) -> None:
         part = action.target
@@ -197,7 +230,7 @@ class ProcessInjector:
             before = self._before_cpu.pop(action, None)
             self.faults.throttle_cpu(part, before)
             self._cpus[part] = before
-        # restart and kill are instantaneous: nothing to undo
+        # restart, kill and kill_backend are instantaneous: nothing to undo
 
     def reset(self) -> None:
         for part in sorted(self._paused):
@@ -220,8 +253,8 @@ class CompositeInjector:
             close for part in (knobs, processes) if callable(close := getattr(part, "close", None))
         ]
 
-    def apply(self, action: FaultAction) -> None:
-        self._for(action).apply(action)
+    def apply(self, action: FaultAction) -> float | None:
+        return self._for(action).apply(action)
 
     def undo(self, action: FaultAction) -> None:
         self._for(action).undo(action)

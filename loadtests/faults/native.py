@@ -4,10 +4,12 @@ Pause is SIGSTOP/SIGCONT (the whole process group, or every process of the Postg
 connections stay open and simply stall, as with ``docker pause``. Restart and kill use
 :class:`~loadtests.native.postgres.PrivatePostgres` for Postgres and stop/start the
 :class:`~loadtests.native.process.ManagedProcess` otherwise (a restarted slow API or service
-starts again from its start-up knobs). There are no cgroups to lean on without root, so a CPU
-throttle is a duty cycle, like ``cpulimit``: a thread lets the part run for ``cpus * period``
-and stops it for the rest of each period. That caps wall time, not CPU time, so ``cpus`` ≥ 1
-means no limit for a single-threaded process such as one uvicorn worker.
+starts again from its start-up knobs). Killing one Postgres backend needs no start again: the
+postmaster survives and recovers on its own (:meth:`PrivatePostgres.kill_backend`). There are no
+cgroups to lean on without root, so a CPU throttle is a duty cycle, like ``cpulimit``: a thread
+lets the part run for ``cpus * period`` and stops it for the rest of each period. That caps wall
+time, not CPU time, so ``cpus`` ≥ 1 means no limit for a single-threaded process such as one
+uvicorn worker.
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ class NativeProcessFaults:
             self.stack.postgres.start_again()
         else:
             self._restart_process(part, signal.SIGKILL)
+
+    def kill_backend(self, part: str) -> float:
+        """SIGKILL one Postgres backend; seconds until Postgres accepts connections again."""
+        if part != "postgres":
+            raise ValueError(f"{part}.kill_backend: only postgres has backends to kill")
+        self._unpause(part)
+        return self.stack.postgres.kill_backend()
 
     def throttle_cpu(self, part: str, cpus: float | None) -> None:
         send = self._sender(part)

@@ -37,6 +37,18 @@ class AppliedFault:
     action: str
     ok: bool
     error: str | None = None
+    recovery_s: float | None = None
+    """Seconds the part took to recover, for faults that measure it (``postgres.kill_backend``:
+    from the kill until Postgres accepts connections again); None otherwise."""
+
+    @property
+    def result(self) -> str:
+        """How it went, in words: ``ok``, ``ok, recovered in 0.34 s``, ``failed: <error>``."""
+        if not self.ok:
+            return f"failed: {self.error}"
+        if self.recovery_s is None:
+            return "ok"
+        return f"ok, recovered in {self.recovery_s:.2f} s"
 
 
 class FaultRunner:
@@ -141,20 +153,21 @@ class FaultRunner:
     def _do(self, kind: EventKind, action: FaultAction) -> None:
         t_s = self._elapsed()
         error: str | None = None
+        recovery_s: float | None = None
         try:
             if kind == "apply":
-                self.injector.apply(action)
+                recovery_s = self.injector.apply(action)
             else:
                 self.injector.undo(action)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        record = AppliedFault(self._wall(), t_s, kind, str(action), error is None, error)
+        ok = error is None
+        record = AppliedFault(self._wall(), t_s, kind, str(action), ok, error, recovery_s)
         with self._lock:
             self._applied.append(record)
-            if kind == "apply" and error is None and not action.instant:
+            if kind == "apply" and ok and not action.instant:
                 self._active.append(action)
-        outcome = "ok" if error is None else f"failed: {error}"
-        self._log(f"t={t_s:.1f}s {kind} {action}: {outcome}")
+        self._log(f"t={t_s:.1f}s {kind} {action}: {record.result}")
 
     def _elapsed(self) -> float:
         return self._clock() - self._t0

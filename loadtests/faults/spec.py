@@ -4,8 +4,10 @@ One grammar for every fault, so a scenario, a CLI flag and a report all speak th
 
 * a knob: ``slow_api.extra_latency_s=0.2``, ``service.db_latency_s=0.05``,
   ``resilience.preset=resilient``, ``resilience.retry.policy=naive``;
-* a process fault: ``postgres.pause``, ``postgres.restart``, ``postgres.kill``, ``service.pause``,
-  ``slow_api.pause``, ``service.cpu=0.5`` (throttle to half a core; ``service.cpu=none`` lifts it).
+* a process fault: ``postgres.pause``, ``postgres.restart``, ``postgres.kill``,
+  ``postgres.kill_backend`` (SIGKILL one backend: Postgres resets every connection and recovers),
+  ``service.pause``, ``slow_api.pause``, ``service.cpu=0.5`` (throttle to half a core;
+  ``service.cpu=none`` lifts it).
 
 Knob names and values are checked against the very pydantic models the servers validate with
 (:class:`~demo_service.slow_api.KnobsUpdate`, :class:`~demo_service.faults.FaultsUpdate`,
@@ -36,9 +38,11 @@ KNOB_MODELS: dict[str, type[BaseModel]] = {"slow_api": KnobsUpdate, "service": F
 """Flat knob targets and the update model their server validates with."""
 PROCESS_PARTS = ("postgres", "service", "slow_api")
 """The parts of the stack a process fault can hit (native processes or Compose services)."""
-PROCESS_OPS = ("pause", "restart", "kill", "cpu")
-INSTANT_OPS = ("restart", "kill")
+PROCESS_OPS = ("pause", "restart", "kill", "kill_backend", "cpu")
+INSTANT_OPS = ("restart", "kill", "kill_backend")
 """Process faults that happen once and have nothing to undo."""
+ONE_PART_OPS = {"kill_backend": "postgres"}
+"""Process faults only one part has: only Postgres has backends."""
 MAX_CPUS = 64.0
 _OPS = ", ".join(PROCESS_OPS)
 
@@ -47,8 +51,8 @@ _OPS = ", ".join(PROCESS_OPS)
 class FaultAction:
     """One change: a knob (``slow_api.extra_latency_s=0.2``, ``service.db_latency_s=0.05``,
     ``resilience.preset=resilient``, ``resilience.retry.policy=naive``) or a process fault
-    (``postgres.pause``, ``postgres.restart``, ``postgres.kill``, ``service.pause``,
-    ``slow_api.pause``, ``service.cpu=0.5`` — throttle to half a core)."""
+    (``postgres.pause``, ``postgres.restart``, ``postgres.kill``, ``postgres.kill_backend``,
+    ``service.pause``, ``slow_api.pause``, ``service.cpu=0.5`` — throttle to half a core)."""
 
     target: str
     """``slow_api`` | ``service`` | ``resilience`` for knobs; ``postgres`` | ``service`` |
@@ -63,7 +67,7 @@ class FaultAction:
 
     @property
     def instant(self) -> bool:
-        """Happens once (restart, kill): nothing to undo, so no ``for``."""
+        """Happens once (restart, kill, kill_backend): nothing to undo, so no ``for``."""
         return self.is_process and self.name in INSTANT_OPS
 
     @property
@@ -90,7 +94,8 @@ class FaultStep:
     at_s: float
     action: FaultAction
     for_s: float | None = None
-    """None: the change stays (until the runner stops), or is instantaneous (restart, kill)."""
+    """None: the change stays (until the runner stops), or is instantaneous (restart, kill,
+    kill_backend)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.at_s) and self.at_s >= 0):
@@ -222,6 +227,9 @@ def parse_action(text: str) -> FaultAction:
 
 
 def _process_action(part: str, operation: str, value: str | None) -> FaultAction:
+    owner = ONE_PART_OPS.get(operation, part)
+    if owner != part:
+        raise ValueError(f"{part}.{operation}: a fault of {owner} only; use {owner}.{operation}")
     if operation != "cpu":
         if value is not None:
             raise ValueError(f"{part}.{operation} takes no value")

@@ -4,6 +4,7 @@
 models has a row there whose name, API, values and start-up value are the ones these rows give, so
 the docs cannot drift from what the APIs accept. The meaning column is prose, written in the doc.
 ``python -m loadtests.faults.table`` prints the rows, meanings left blank, to paste new knobs in.
+The process faults' table is prose too; :func:`process_fault_names` names the row each needs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from demo_service.faults import FaultValues
 from demo_service.resilience.presets import PRESETS, PresetName, ResilienceConfig
 from demo_service.settings import SlowApiSettings
 from demo_service.slow_api import KnobsUpdate
+from loadtests.faults.spec import ONE_PART_OPS, PROCESS_OPS
 
 HEADER = ("knob", "API", "values", "start (fragile / resilient / adaptive)", "meaning")
 
@@ -59,6 +61,14 @@ def knob_rows() -> Iterator[KnobRow]:
             start = per_preset[0] if len(set(per_preset)) == 1 else " / ".join(per_preset)
             values = _values(name, info)
             yield KnobRow(f"resilience.{group}.{name}", "/admin/resilience", values, start)
+
+
+def process_fault_names() -> Iterator[str]:
+    """The first cell of each process fault's row: ``<part>.pause`` for a fault every part has,
+    ``postgres.kill_backend`` for one only Postgres has, ``<part>.cpu=N`` with its value."""
+    for operation in PROCESS_OPS:
+        name = f"{ONE_PART_OPS.get(operation, '<part>')}.{operation}"
+        yield f"{name}=N" if operation == "cpu" else name
 
 
 def markdown_table(rows: Iterable[KnobRow]) -> str:

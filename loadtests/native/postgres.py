@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
@@ -191,6 +192,32 @@ class PrivatePostgres:
             stale.unlink(missing_ok=True)
         self._pg_ctl("start")
 
+    def kill_backend(self, timeout_s: float = _CTL_TIMEOUT_S) -> float:
+        """SIGKILL one backend serving a client of database ``brink``, as the OOM killer would.
+
+        The postmaster survives but cannot know what the dead backend left half-done in shared
+        memory: it ends every other backend (each client connection breaks), re-initialises
+        shared memory and replays the WAL (crash recovery); committed data stays. Returns the
+        seconds from the kill until the server accepts connections again.
+        """
+        postmaster = self._require_postmaster()
+        children = [pid for pid in self.processes() if pid != postmaster]
+        victim = self._client_backend(children)
+        started = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        # until the postmaster has noticed (every child of before the kill gone) it looks ready
+        if not poll(lambda: not any(alive(pid) for pid in children), timeout_s):
+            raise PostgresError(
+                f"postgres on port {self.port} kept its other backends after backend {victim} "
+                f"was killed:\n{self.log_tail()}"
+            )
+        if not poll(self._accepting, timeout_s):
+            raise PostgresError(
+                f"postgres on port {self.port} did not accept connections {timeout_s} s after "
+                f"backend {victim} was killed:\n{self.log_tail()}"
+            )
+        return time.monotonic() - started
+
     def pause(self) -> None:
         """SIGSTOP the postmaster and its backends: connections hang, nothing is refused."""
         # the postmaster first, so that it forks no new backend meanwhile
@@ -223,6 +250,30 @@ class PrivatePostgres:
         if pid is None or not alive(pid):
             raise PostgresError(f"postgres on port {self.port} is not running")
         return pid
+
+    def _client_backend(self, pids: list[int]) -> int:
+        """One of ``pids`` serving a client of database ``brink``, by the title Postgres gives
+        such a backend (``postgres: <user> <database> <client> <activity>``, as ``ps`` shows it).
+        """
+        for pid in pids:
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"postgres: brink brink "):
+                return pid
+        raise PostgresError(f"postgres on port {self.port} has no client backend to kill")
+
+    def _accepting(self) -> bool:
+        """``pg_isready``: True once the server takes connections (not starting or recovering)."""
+        assert self._binaries is not None
+        where = ["-h", self.host, "-p", str(self.port), "-U", "brink", "-d", "brink"]
+        argv = [self._binaries.tool("pg_isready"), "-q", "-t", "2", *where]
+        try:
+            result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PostgresError(f"`pg_isready` could not run: {exc}") from exc
+        return result.returncode == 0
 
     def _reap(self, grace_s: float) -> None:
         """Give the cluster's processes ``grace_s`` to exit, then SIGKILL what is left."""

@@ -1,9 +1,9 @@
 """The service through database and dependency faults, under a steady stream of orders.
 
-Each fault runs on its own private Postgres (durable, the default), slow API and service (the ``resilient``
-preset, a pool of 4), so a fault cannot leak into another test. A small asyncio client sends orders
-(and a few shipping quotes) at a fixed rate, logs every order in a real ledger
-(:class:`~loadtests.ledger.LedgerWriter`) and polls ``/readyz``. After the fault ends, the
+Each fault runs on its own private Postgres (durable, the default), slow API and service (the
+``resilient`` preset, a pool of 4), so a fault cannot leak into another test. A small asyncio
+client sends orders (and a few shipping quotes) at a fixed rate, logs every order in a real
+ledger (:class:`~loadtests.ledger.LedgerWriter`) and polls ``/readyz``. After the fault ends, the
 service must serve an order again within 10 s without a restart, and the ledger checked
 against the tables must hold: nothing lost, nothing unexpected, no duplicate, stock adds up.
 """
@@ -262,6 +262,24 @@ async def test_postgres_killed_and_started_again(stack: Stack, tmp_path: Path) -
     _assert_nothing_lost(run)
     assert 503 in run.outage_ready  # /readyz said so while the database was down
     assert run.verdict.failed + run.verdict.unknown > 0  # the outage was real for orders too
+    await _service_alive(stack)
+
+
+async def test_one_backend_killed_like_an_oom_kill(stack: Stack, tmp_path: Path) -> None:
+    recovered: list[float] = []
+
+    async def three_backends_killed() -> None:
+        # Postgres resets every connection after each kill: the pool's in-flight orders break
+        # mid-transaction or mid-commit, and only a durable commit survives that.
+        for _ in range(3):
+            recovered.append(await asyncio.to_thread(stack.postgres.kill_backend))
+            await asyncio.sleep(0.3)
+
+    run = await _under_load(stack, tmp_path, three_backends_killed)
+    _assert_nothing_lost(run)
+    assert len(recovered) == 3
+    assert all(0 < seconds < 10 for seconds in recovered)
+    assert run.verdict.acknowledged > 0
     await _service_alive(stack)
 
 

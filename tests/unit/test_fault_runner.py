@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from loadtests.faults.injector import CompositeInjector, ProcessInjector
-from loadtests.faults.runner import FaultRunner
+from loadtests.faults.runner import AppliedFault, FaultRunner
 from loadtests.faults.spec import FaultAction, FaultSchedule
 
 JOIN_S = 10.0  # a bound on joining the runner's thread, never a wait for time to pass
@@ -197,6 +197,10 @@ class FakeProcesses:
     def kill(self, part: str) -> None:
         self.calls.append(("kill", part, None))
 
+    def kill_backend(self, part: str) -> float:
+        self.calls.append(("kill_backend", part, None))
+        return 0.34
+
     def throttle_cpu(self, part: str, cpus: float | None) -> None:
         self.calls.append(("cpu", part, cpus))
 
@@ -221,6 +225,41 @@ def test_process_injector_undoes_to_the_previous_state() -> None:
         ("resume", "postgres", None),
         ("cpu", "service", None),
     ]
+
+
+def test_kill_backend_is_instant_and_its_recovery_time_is_recorded() -> None:
+    processes = FakeProcesses()
+    lines: list[str] = []
+    clock = FakeClock()
+    schedule = FaultSchedule.parse("at 1s postgres.kill_backend; at 2s postgres.pause for 1s")
+    injector = CompositeInjector(None, processes)
+    runner = FaultRunner(schedule, injector, clock, clock.sleep, lines.append)
+    runner.start()
+    assert runner.wait(JOIN_S)
+    runner.stop()
+    assert processes.calls == [
+        ("kill_backend", "postgres", None),
+        ("pause", "postgres", None),
+        ("resume", "postgres", None),
+    ]
+    kill, pause, resume = runner.applied
+    assert (kill.action, kill.ok, kill.recovery_s) == ("postgres.kill_backend", True, 0.34)
+    assert (pause.recovery_s, resume.recovery_s) == (None, None)
+    assert lines[0] == "t=1.0s apply postgres.kill_backend: ok, recovered in 0.34 s"
+    assert runner.active == []  # nothing to undo
+
+
+def test_an_event_says_how_it_went() -> None:
+    def event(ok: bool, error: str | None = None, recovery_s: float | None = None) -> str:
+        return AppliedFault(
+            1.7e9, 1.0, "apply", "postgres.kill_backend", ok, error, recovery_s
+        ).result
+
+    assert event(True) == "ok"
+    assert event(True, recovery_s=0.3449) == "ok, recovered in 0.34 s"
+    assert event(False, "PostgresError: no client backend") == (
+        "failed: PostgresError: no client backend"
+    )
 
 
 def test_composite_routes_by_kind_and_names_a_missing_injector() -> None:

@@ -31,6 +31,7 @@ from loadtests.faults.spec import (
         ("postgres.pause", FaultAction("postgres", "pause")),
         ("postgres.restart", FaultAction("postgres", "restart")),
         ("postgres.kill", FaultAction("postgres", "kill")),
+        ("postgres.kill_backend", FaultAction("postgres", "kill_backend")),
         ("service.pause", FaultAction("service", "pause")),
         ("slow_api.pause", FaultAction("slow_api", "pause")),
         ("service.cpu=0.5", FaultAction("service", "cpu", 0.5)),
@@ -69,7 +70,10 @@ def test_parse_action_accepts_every_kind(text: str, expected: FaultAction) -> No
         ("service.cpu=0", "cores must be > 0"),
         ("service.cpu=-1", "cores must be > 0"),
         ("service.cpu=half", "must be a number or none"),
-        ("postgres.stop", "postgres has no operation 'stop'; use pause, restart, kill, cpu"),
+        ("postgres.stop", "postgres has no operation 'stop'; use pause, restart, kill, kill_"),
+        ("postgres.kill_backend=1", "postgres.kill_backend takes no value"),
+        ("service.kill_backend", "service.kill_backend: a fault of postgres only; use postgres."),
+        ("slow_api.kill_backend", "slow_api.kill_backend: a fault of postgres only"),
         ("service.stop", "unknown knob; service has db_latency_s"),
     ],
 )
@@ -119,6 +123,7 @@ def test_parse_step_forms() -> None:
         ("at 10s slow_api.capacity=5 for 0s", "'for' must be > 0 s"),
         ("at 10s postgres.restart for 5s", "postgres.restart is instantaneous"),
         ("at 10s postgres.kill for 5s", "postgres.kill is instantaneous"),
+        ("at 10s postgres.kill_backend for 5s", "postgres.kill_backend is instantaneous"),
         ("at 10s slow_api.capacity=0", "greater than or equal to 1"),
     ],
 )
@@ -184,6 +189,16 @@ def test_steps_on_different_keys_may_overlap() -> None:
         "at 5s postgres.restart; at 6s postgres.kill; at 7s service.pause for 1s"
     )
     assert len(schedule.events()) == 8
+
+
+def test_kill_backend_is_an_instant_postgres_fault() -> None:
+    step = parse_step("at 30s postgres.kill_backend")
+    assert step == FaultStep(30.0, FaultAction("postgres", "kill_backend"))
+    assert (step.action.is_process, step.action.instant, step.until_s) == (True, True, None)
+    assert str(step) == "at 30s postgres.kill_backend"
+    # instant: it overlaps nothing, not even a pause of Postgres in force
+    schedule = FaultSchedule.parse("at 0s postgres.pause for 10s; at 5s postgres.kill_backend")
+    assert [kind for _, kind, _ in schedule.events()] == ["apply", "apply", "undo"]
 
 
 def test_empty_schedule() -> None:

@@ -19,12 +19,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from loadtests.faults.docker_faults import DockerClient, DockerProcessFaults
+from loadtests.faults.docker_faults import KILL_BACKEND_SH, DockerClient, DockerProcessFaults
 from loadtests.faults.injector import CompositeInjector
 from loadtests.faults.spec import FaultAction
 
 API = "/v1.43"
 Engine = tuple["FakeEngine", DockerClient]
+RAW_STREAM = object()
+"""An exec's output stream: the engine upgrades the connection, streams, then closes it."""
 
 
 @dataclass
@@ -33,11 +35,14 @@ class FakeEngine:
 
     containers: dict[str, dict[str, Any]]
     requests: list[tuple[str, str, dict[str, list[str]], Any]] = field(default_factory=list)
+    exec_exit_code: int = 0
 
     def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Any:
         if path in ("/_ping", "/version"):
             return "OK" if path == "/_ping" else {"ApiVersion": API[2:], "Version": "26.1.0"}
         self.requests.append((method, path, query, body))
+        if path.startswith(API + "/exec/"):
+            return self._exec(path.removeprefix(API + "/exec/"))
         assert path.startswith(API + "/containers/"), path
         rest = path.removeprefix(API + "/containers/")
         if rest == "json":
@@ -52,8 +57,17 @@ class FakeEngine:
             return self.containers[cid]
         if operation == "update":
             return {"Warnings": []}
+        if operation == "exec":
+            return {"Id": f"exec-{cid}"}
         assert operation in ("pause", "unpause", "restart", "kill", "start"), operation
         return None
+
+    def _exec(self, rest: str) -> Any:
+        exec_id, _, operation = rest.partition("/")
+        if operation == "start":
+            return RAW_STREAM  # no output: the exit code says how it went
+        assert operation == "json", operation
+        return {"ID": exec_id, "Running": False, "ExitCode": self.exec_exit_code}
 
 
 def _has_label(attrs: dict[str, Any], label: str) -> bool:
@@ -91,6 +105,14 @@ def _handler(engine: FakeEngine) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             body = json.loads(raw) if raw else None
             answer = engine.answer(self.command, url.path, parse_qs(url.query), body)
+            if answer is RAW_STREAM:
+                self.send_response(101, "UPGRADED")
+                self.send_header("Content-Type", "application/vnd.docker.raw-stream")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "tcp")
+                self.end_headers()
+                self.close_connection = True
+                return
             if answer is None:
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
@@ -223,3 +245,36 @@ def test_missing_service_and_unknown_part(engine: Engine) -> None:
     with pytest.raises(ValueError, match="unknown part 'locust'"):
         DockerProcessFaults(client, "brink").pause("locust")
     assert all(method == "GET" for method, _, _, _ in fake.requests)
+
+
+def test_kill_backend_execs_the_script_in_the_postgres_container(engine: Engine) -> None:
+    fake, client = engine
+    recovery_s = DockerProcessFaults(client, "brink").kill_backend("postgres")
+    find, create, start, inspect = fake.requests[:2], *fake.requests[2:]
+    assert find == [_listing("postgres"), _inspect("pg1")]
+    assert create[:2] == ("POST", f"{API}/containers/pg1/exec")
+    assert create[3]["Cmd"] == ["sh", "-c", KILL_BACKEND_SH]
+    assert (create[3]["User"], create[3]["Privileged"]) == ("", False)  # the image's root
+    assert start[:2] == ("POST", f"{API}/exec/exec-pg1/start")
+    assert inspect[:2] == ("GET", f"{API}/exec/exec-pg1/json")
+    assert recovery_s > 0
+
+
+def test_kill_backend_through_the_composite_returns_the_recovery_time(engine: Engine) -> None:
+    _, client = engine
+    injector = CompositeInjector(None, DockerProcessFaults(client, "brink"))
+    recovery_s = injector.apply(FaultAction("postgres", "kill_backend"))
+    assert recovery_s is not None
+    assert recovery_s > 0
+
+
+def test_kill_backend_names_what_went_wrong(engine: Engine) -> None:
+    fake, client = engine
+    fake.exec_exit_code = 3
+    with pytest.raises(RuntimeError, match="kill_backend in brink-postgres-1: no client backend"):
+        DockerProcessFaults(client, "brink").kill_backend("postgres")
+    fake.exec_exit_code = 7
+    with pytest.raises(RuntimeError, match="kill_backend in brink-postgres-1: exit 7"):
+        DockerProcessFaults(client, "brink").kill_backend("postgres")
+    with pytest.raises(ValueError, match="only postgres has backends"):
+        DockerProcessFaults(client, "brink").kill_backend("service")
