@@ -79,9 +79,8 @@ RAMP_FORM = {
     # No client retries: retries of the 503s past the knee arrive 2 s late and add ~15 req/s to
     # the last stage as it goes (measured, in flight max/min over the stage: 1.39 to 1.62 in 3
     # runs with budgeted ones, 1.08 without; the steadiness bound below is 1.6). The client
-    # retry series are exported at 0 then, so their panels have data (zeros), not a storm. The
-    # generator keeps its first run's retry policy for later runs, so the resilience run cannot
-    # switch them on either (loadtests/loadgen.py builds its engine once).
+    # retry series are exported at 0 then, so their panels have data (zeros), not a storm. Every
+    # run takes its own form (loadtests/run_settings.py): the second run's budgeted retries apply.
 }
 # The slow API fails this share of calls in the second stage until Prometheus shows the
 # failures as rates (the client's failed calls, the slow API's 503s), so the error and outcome

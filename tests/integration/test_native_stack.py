@@ -254,7 +254,7 @@ def test_the_locust_web_ui_runs_a_profile_against_the_stack(brink_up: Callable[.
     response = httpx2.post(up.locust + "/swarm", data=form, timeout=5.0)
     assert response.status_code == 200, response.text
     poll_until(lambda: _arrivals(up) >= 30, 20, "30 arrivals sent from the web UI's run")
-    httpx2.get(up.locust + "/stop", timeout=5.0)
+    httpx2.post(up.locust + "/stop", timeout=5.0).raise_for_status()
 
     service_metrics = httpx2.get(up.service + "/metrics", timeout=2.0).text
     assert (
