@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from benchmarks.ramps import RampRow, quiet, timed_ramp
@@ -31,8 +32,13 @@ def probe_then_ramp(
     run_dir: Path,
     say: Say,
     durable_postgres: bool = True,
+    alongside: Callable[[str], AbstractContextManager[object]] = lambda service: nullcontext(),
 ) -> tuple[RampRow, ProbeResult]:
-    """Stack with ``settings``; ``derive(predicted saturation)`` gives the ramp; stack stopped."""
+    """Stack with ``settings``; ``derive(predicted saturation)`` gives the ramp; stack stopped.
+
+    ``alongside(service URL)`` is entered around the ramp (not the probe): extra work to
+    measure the knee with, such as a live view scraping the service.
+    """
     started = time.monotonic()
     stack = NativeStack(
         StackConfig(
@@ -58,5 +64,6 @@ def probe_then_ramp(
             slow_api=slow_api,
             settings=dict(settings),
         )
-        row = timed_ramp(label, job, say, started)
+        with alongside(service):
+            row = timed_ramp(label, job, say, started)
     return row, result
