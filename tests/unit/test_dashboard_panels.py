@@ -75,7 +75,8 @@ def test_every_target_and_annotation_of_every_dashboard_is_read() -> None:
         assert len([q for q in queries if q.kind == "panel"]) == targets
         annotations = [q for q in queries if q.kind == "annotation"]
         switches = ["Resilience preset"] if uid == "brink-resilience" else []
-        assert [q.panel for q in annotations] == ["Locust stages", "Past the knee", *switches]
+        expected = ["Locust stages", "Past the knee", "Lesson phases", *switches]
+        assert [q.panel for q in annotations] == expected
         assert all(q.step_s == 5.0 for q in annotations)
 
 
@@ -105,7 +106,7 @@ def test_a_panel_names_its_series_and_keeps_its_overrides() -> None:
 
 def test_annotations_become_stage_marks_and_merged_regions() -> None:
     board = load_dashboard("brink-overview")
-    stages, knee = (q for q in dashboard_queries(board) if q.kind == "annotation")
+    stages, knee, lessons = (q for q in dashboard_queries(board) if q.kind == "annotation")
     answers: Answers = {
         grafana_expr(stages.expr, 5.0): [
             ({"stage": "average (40 req/s)"}, [(105, 1)]),
@@ -115,11 +116,19 @@ def test_annotations_become_stage_marks_and_merged_regions() -> None:
         grafana_expr(knee.expr, 5.0): [
             ({"job": "locust"}, [(140, 1), (145, 1), (150, 0), (160, 1)])
         ],
+        # A scenario's phase: marked once, where its generator starts sending.
+        grafana_expr(lessons.expr, 5.0): [
+            ({"scenario": "metastable", "phase": "fragile"}, [(110, 50), (115, 50)])
+        ],
     }
 
     marks = annotation_marks(_api(answers), board, 100, 170)
 
-    assert marks.titled == ((5.0, "stage: average (40 req/s)"), (30.0, "stage: peak (100 req/s)"))
+    assert marks.titled == (
+        (5.0, "stage: average (40 req/s)"),
+        (10.0, "metastable: fragile"),
+        (30.0, "stage: peak (100 req/s)"),
+    )
     assert marks.regions == ((35.0, 45.0), (55.0, 60.0))
 
 

@@ -1,4 +1,5 @@
-"""What the dashboards share: the recording rules they plot, the stage and knee annotations.
+"""What the dashboards share: the recording rules they plot, the stage, knee and lesson
+annotations.
 
 Rule names are those of dashboards/prometheus/rules/brink-recording.yml (`level:metric:operation`,
 each over its own [10s] window); tests/unit/test_dashboards.py checks every name used exists.
@@ -109,6 +110,15 @@ STAGES = annotation(
     "stage: {{stage}}",
 )
 KNEE = annotation("Past the knee", PAST_THE_KNEE, "red", "past the knee")
+# Which lesson is running: every generator exports brink_loadgen_run_info{scenario, phase}
+# (empty for a run of its own: the web UI, brink ramp). Shaded while it sends load, titled with
+# the scenario and phase, so each phase of `brink scenario` stands out on every graph.
+RUN_INFO = (
+    'label_replace(label_replace(brink_loadgen_run_info, "scenario", "own run", "scenario", ""),'
+    ' "phase", "-", "phase", "")'
+    " * on (job, instance) group_left () (brink_loadgen_target_rps > 0)"
+)
+LESSONS = annotation("Lesson phases", RUN_INFO, "orange", "{{scenario}}: {{phase}}")
 # The preset switched (PUT /admin/resilience): marks the preset now in force. The gauge is 1 for
 # the preset in force, 0 for the others; only the one that changed to 1 is kept.
 PRESET = "brink_resilience_preset"

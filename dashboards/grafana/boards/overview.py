@@ -126,5 +126,5 @@ def overview() -> Json:
         "Tipping point",
         "Offered load vs goodput, latency and queues: where brink tips, and the collapse.",
         panels,
-        [r.STAGES, r.KNEE],
+        [r.STAGES, r.KNEE, r.LESSONS],
     )

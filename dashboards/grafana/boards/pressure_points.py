@@ -228,5 +228,5 @@ def pressure_points() -> Json:
         "Pressure points",
         "Which resource saturates first: the DB pool and row locks, the slow API, the CPU.",
         panels,
-        [r.STAGES, r.KNEE],
+        [r.STAGES, r.KNEE, r.LESSONS],
     )

@@ -217,5 +217,5 @@ def resilience() -> Json:
         "How brink fails, and what retries, shedding, the breaker, the bulkhead and deadlines "
         "do about it.",
         [*_failure(), *_retries(), *_shedding(), *_breaker_and_bulkhead()],
-        [r.STAGES, r.KNEE, r.PRESET_SWITCHES],
+        [r.STAGES, r.KNEE, r.LESSONS, r.PRESET_SWITCHES],
     )
