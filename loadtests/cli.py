@@ -17,6 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from loadtests.attach.options import add_stack_options, stack_choice
+from loadtests.attach.running_stack import claim, publish, unpublish
 from loadtests.capacity import LOOP_SHARE
 from loadtests.client_retry import POLICIES
 from loadtests.compare import Tolerances, compare, speed_note
@@ -228,7 +230,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = NativeStack(stack_config(args))
     with _stop_on_signals():
         try:
+            claim(stack.config.run_dir)
             stack.start()
+            publish(stack)  # <run dir>/stack.json: `brink ramp|scenario --stack native` reads it
             _print_ready(stack)
             while (failure := stack.failure()) is None:
                 time.sleep(_HEALTH_CHECK_INTERVAL_S)  # a stop signal interrupts this
@@ -242,6 +246,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 0
         finally:
             _ignore_stop_signals()
+            unpublish(stack.config.run_dir)
             stack.stop()
             print(f"brink up: stopped; logs in {stack.config.run_dir}", file=sys.stderr)
 
@@ -303,7 +308,8 @@ def _add_ramp(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "ramp",
         help="run a load profile headless and find the tipping point",
-        description="Start the native stack (or use --target), probe each route, run a load "
+        description="Start a private native stack (or use --target, or drive a running stack"
+        " with --stack), probe each route, run a load "
         "profile through Locust, find the knee and compare it with the capacity model; write "
         "reports and exit with a verdict (0 ok, 1 thresholds breached, 3 run failed, "
         "4 goodput collapsed at or below the peak, 6 the order ledger did not hold).",
@@ -382,6 +388,7 @@ def _add_ramp(subparsers: Subparsers) -> None:
         "--thresholds-file", type=Path, help='TOML file with thresholds = ["knee_rps >= 150", ...]'
     )
     parser.add_argument("--target", help="base URL of a running service (loopback only)")
+    add_stack_options(parser)
     parser.add_argument("--slow-api", help="base URL of its slow API (for the capacity model)")
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a target that is not this machine"
@@ -389,7 +396,11 @@ def _add_ramp(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--run-dir", type=Path, help="where reports go (default runs/<time>-<profile>)"
     )
-    _add_settings(parser, "setting for the stack brink starts, e.g. --set DB__POOL_MAX=10")
+    _add_settings(
+        parser,
+        "setting for the stack brink starts, e.g. --set DB__POOL_MAX=10 (with --stack: set live,"
+        " put back after the run)",
+    )
     _add_postgres_durability(parser)
     parser.add_argument("--no-probe", action="store_true", help="skip the capacity probe")
     parser.add_argument(
@@ -444,8 +455,10 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         duration_cap_s=args.duration_cap_s,
         abort_on_collapse=not args.no_abort,
         seed=args.seed,
+        run_labels={"scenario": "ramp", "phase": args.profile},
     )
     try:
+        stack = stack_choice(args)
         parse_weights(config.mix)
         config.expected_duration_s()  # validates the profile's parameters
         thresholds = list(args.thresholds)
@@ -474,6 +487,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         faults=faults,
         durable_postgres=not args.non_durable_postgres,
         rates_from_prediction=args.average_rps is None and args.peak_rps is None,
+        stack=stack,
     )
     with _stop_on_signals():
         try:
@@ -580,9 +594,10 @@ def _add_scenario(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "scenario",
         help="run a named lesson (tipping, retry storm, metastable...) and give its verdict",
-        description="Start the native stack, run the named scenario and write its report\n"
-        "(scenario.json, summary.md, report.html). Exit 0 when the lesson showed,\n"
-        "1 when it did not, 3 when the run failed.\n\nscenarios:\n" + _scenario_list(),
+        description="Start a private native stack (or drive a running one: --stack), run the\n"
+        "named scenario and write its report (scenario.json, summary.md, report.html).\n"
+        "Exit 0 when the lesson showed, 1 when it did not, 3 when the run failed.\n\n"
+        "scenarios:\n" + _scenario_list(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("name", nargs="?", metavar="NAME", help="the scenario to run")
@@ -608,7 +623,12 @@ def _add_scenario(subparsers: Subparsers) -> None:
         metavar="N",
         help="run the scenario's trial N times where it repeats one (metastable) (%(default)s)",
     )
-    _add_settings(parser, "stack setting over the scenario's own, e.g. --set DB__POOL_MAX=4")
+    _add_settings(
+        parser,
+        "stack setting over the scenario's own, e.g. --set DB__POOL_MAX=4 (with --stack: set"
+        " live, put back after the run)",
+    )
+    add_stack_options(parser)
     _add_postgres_durability(parser)
     parser.add_argument(
         "--out", type=Path, help="where reports go (default runs/<time>-scenario-<name>)"
@@ -627,6 +647,7 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
         repeat=int(args.repeat),
         settings=dict(args.settings),
         durable_postgres=not args.non_durable_postgres,
+        stack=stack_choice(args),
     )
 
 
@@ -641,13 +662,18 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         what = "a scenario name is required" if args.name is None else f"unknown {args.name!r}"
         print(f"brink scenario: {what}; choose one of:\n{_scenario_list()}", file=sys.stderr)
         return ExitCode.USAGE
+    try:
+        options = scenario_options(args)
+    except ValueError as exc:
+        print(f"brink scenario: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     from loadtests.scenarios.runner import run_scenario  # matplotlib and friends: only now
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (args.out or Path("runs") / f"{stamp}-scenario-{args.name}").absolute()
     with _stop_on_signals():
         try:
-            _, code = run_scenario(args.name, scenario_options(args), out)
+            _, code = run_scenario(args.name, options, out)
         except _Stop as exc:
             print(f"brink scenario: {exc} received, stopped", file=sys.stderr)
             return ExitCode.RUN_FAILED

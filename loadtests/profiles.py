@@ -154,11 +154,12 @@ class ProfileParams:
 
 
 PREDICTED_AVERAGE_SHARE = 0.5
-PREDICTED_PEAK_SHARE = 0.8
-"""Rates derived from a predicted saturation P when the user gives none: average 0.5 P and a
-peak of 0.8 P (headroom a service is usually planned with), so the ``peak`` profile runs
-0.5, 0.6, 0.7, 0.8, 1.0 and 1.2 P and brackets the knees measured against the prediction
-(0.71-1.03 P over the default mix's runs; README "capacity model")."""
+PREDICTED_PEAK_SHARE = 1.0
+"""Rates derived from a predicted saturation P when the user gives none: average 0.5 P and
+peak P, so the ``peak`` profile runs 0.5, 0.67, 0.83, 1.0, 1.25 and 1.5 P. That brackets the
+knees measured against the prediction: 0.71-1.03 P over the default mix's runs (README
+"capacity model"), and above 1.2 P where the first probe of a cold service reads it slow. Such
+a peak is where the ramp looks, not a load the service must carry (no exit 4)."""
 
 
 def rates_around(predicted_rps: float, rps_cap: float = DEFAULT_RPS_CAP) -> tuple[float, float]:

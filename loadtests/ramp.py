@@ -1,6 +1,8 @@
 """``brink ramp``: stack, probe, ramp, verdict, reports — the lab's main job, end to end.
 
-1. Start the native stack (unless given a target, which must be on this machine).
+1. Start a private native stack (unless given a target, which must be on this machine), or
+   attach to a running one (``--stack``, :mod:`loadtests.attach`): its knobs set live for the
+   run and put back after it, its Prometheus told about the load generator.
 2. Probe each route at low load and predict the saturation throughput (capacity model).
 3. Run the profile through Locust, gathering per-stage samples (:mod:`loadtests.runner`),
    while a fault schedule (``--fault``, :mod:`loadtests.faults`) changes knobs or stops,
@@ -24,9 +26,12 @@ from pathlib import Path
 
 import asyncpg
 
+from loadtests.attach.options import StackChoice
+from loadtests.attach.running_stack import AttachError
+from loadtests.attach.session import SHARED_LEDGER_NOTE, Attached, attached
 from loadtests.capacity import Prediction, predict
 from loadtests.exit_codes import ExitCode
-from loadtests.faults.injector import CompositeInjector, KnobInjector
+from loadtests.faults.injector import CompositeInjector, KnobInjector, ProcessFaults
 from loadtests.faults.native import NativeProcessFaults
 from loadtests.faults.runner import AppliedFault, FaultRunner
 from loadtests.faults.spec import FaultSchedule
@@ -78,6 +83,9 @@ class RampJob:
     durable_postgres: bool = True
     """The native stack's Postgres acknowledges a commit after its WAL flush; False
     (``--non-durable-postgres``) is faster and may lose acknowledged orders in a crash."""
+    stack: StackChoice | None = None
+    """Drive this running stack (``--stack``) instead of starting one; ``settings`` are then
+    set live and put back after the run."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class _Started:
     slow_api: str | None
     dsn: str | None
     native: NativeStack | None = None
+    attached: Attached | None = None
 
 
 class FaultsRefused(ValueError):
@@ -98,7 +107,7 @@ CRASHES_POSTGRES = ("kill", "kill_backend")
 
 def _refuse_crash_without_durability(job: RampJob) -> None:
     """A crash fault on a non-durable Postgres loses acknowledged orders by design."""
-    if job.durable_postgres or job.faults is None or job.target is not None:
+    if job.durable_postgres or job.faults is None or job.target or job.stack:
         return
     for step in job.faults.steps:
         if step.action.target == "postgres" and step.action.name in CRASHES_POSTGRES:
@@ -109,6 +118,10 @@ def _refuse_crash_without_durability(job: RampJob) -> None:
 
 
 def _start_stack(job: RampJob, stack: ExitStack, say: Say) -> _Started:
+    if job.stack is not None:
+        running = stack.enter_context(attached(job.stack, job.settings, say, job.faults))
+        urls = running.stack.urls
+        return _Started(urls["service"], urls["slow_api"], urls.get("postgres"), None, running)
     if job.target is not None:
         return _Started(job.target, job.slow_api, job.database_dsn)
     native = NativeStack(
@@ -135,19 +148,28 @@ def _fault_runner(
     if job.faults is None:
         return None
     token = started.native.admin_token if started.native else os.environ.get(ADMIN_TOKEN_ENV)
+    if started.attached is not None:
+        token = started.attached.token
     knob_faults = any(not step.action.is_process for step in job.faults.steps)
     if knob_faults and (token is None or started.slow_api is None):
         raise FaultsRefused(f"knob faults need {ADMIN_TOKEN_ENV} and the slow API's URL")
-    if any(step.action.is_process for step in job.faults.steps) and started.native is None:
+    processes = _process_faults(started)
+    if any(step.action.is_process for step in job.faults.steps) and processes is None:
         raise FaultsRefused("process faults need the native stack: drop --target")
     knobs = (
         KnobInjector(started.service, started.slow_api, token)
         if token is not None and started.slow_api is not None
         else None
     )
-    processes = NativeProcessFaults(started.native) if started.native else None
     injector = stack.enter_context(CompositeInjector(knobs, processes))
     return FaultRunner(job.faults, injector, log=say)
+
+
+def _process_faults(started: _Started) -> ProcessFaults | None:
+    """Process faults on the stack we started, or on the one we attached to; None: neither."""
+    if started.native is not None:
+        return NativeProcessFaults(started.native)
+    return started.attached.process_faults if started.attached is not None else None
 
 
 def _probe(job: RampJob, service: str, slow_api: str | None, say: Say) -> ProbeResult | None:
@@ -174,17 +196,30 @@ def _rates(job: RampJob, prediction: Prediction | None, say: Say) -> RampConfig:
     return replace(config, average_rps=average, peak_rps=peak)
 
 
-def _check_ledger(run_dir: Path, dsn: str | None, since: float, say: Say) -> LedgerVerdict | None:
+def _check_ledger(
+    run_dir: Path, dsn: str | None, since: float, say: Say, shared: bool = False
+) -> LedgerVerdict | None:
     if dsn is None:
         say("ledger: not checked (a target without a database DSN)")
         return None
+    if shared:
+        say(f"ledger: {SHARED_LEDGER_NOTE}")
     try:
-        verdict = check_database(run_dir, dsn, [(since, math.inf)])
+        verdict = check_database(run_dir, dsn, [(since, math.inf)], shared)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         say(f"ledger: not checked, the database did not answer: {exc!r}")
         return None
     say(verdict.explanation)
     return verdict
+
+
+def _where(job: RampJob, started: _Started) -> dict[str, object]:
+    """Which stack the ramp ran on, for the report (never a DSN: it may hold a password)."""
+    if started.attached is not None:
+        durable = started.attached.stack.durable_postgres
+        return {"target": started.attached.label, "durable_postgres": durable}
+    durable_postgres = None if job.target else job.durable_postgres
+    return {"target": job.target or "native stack", "durable_postgres": durable_postgres}
 
 
 def _verdict(
@@ -193,9 +228,11 @@ def _verdict(
     failed_thresholds: bool,
     config: RampConfig,
     ledger: LedgerVerdict | None = None,
+    declared_peak: bool = True,
 ) -> ExitCode:
     """Run failed (3) > data lost (6) > thresholds breached (1) > collapsed at or below the
-    peak (4) > ok.
+    declared peak (4) > ok. Rates derived from the prediction declare no peak: where that run
+    collapses is its finding, as in ``breakpoint``.
 
     A ledger that does not hold (an acknowledged order lost, an order nobody sent, a refused
     order committed, a duplicate, stock that does not add up) has its own code whatever else the
@@ -212,7 +249,7 @@ def _verdict(
     # Collapsing past the peak is what a ramp is for; collapsing at or below it is a failure.
     # (Finding the collapse is the breakpoint profile's whole job.)
     at_or_below_peak = collapsed is not None and collapsed.target_rps <= config.peak_rps
-    if at_or_below_peak and config.profile != "breakpoint":
+    if at_or_below_peak and declared_peak and config.profile != "breakpoint":
         return ExitCode.ABORTED_ON_COLLAPSE
     return ExitCode.OK
 
@@ -227,7 +264,7 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
             started_stack = _start_stack(job, stack, say)
             runner = _fault_runner(job, started_stack, stack, say)
             result = _probe(job, started_stack.service, started_stack.slow_api, say)
-        except (StackError, ProbeFailed, FaultsRefused) as exc:
+        except (StackError, ProbeFailed, FaultsRefused, AttachError) as exc:
             say(f"brink ramp: {exc}")
             return None, ExitCode.RUN_FAILED
         prediction: Prediction | None = None
@@ -242,26 +279,28 @@ def run_job(job: RampJob, say: Say = _say) -> tuple[RampOutcome | None, ExitCode
         if runner is not None:
             runner.start()
         try:
-            run = run_ramp(config, started_stack.service, job.run_dir, progress=say)
+            expose = started_stack.attached.expose if started_stack.attached else None
+            run = run_ramp(config, started_stack.service, job.run_dir, say, expose=expose)
         finally:
             if runner is not None:
                 runner.stop()  # undoes what is still applied, before the ledger is read
                 faults = runner.applied
-        ledger = _check_ledger(job.run_dir, started_stack.dsn, load_started, say)
+        shared = started_stack.attached is not None
+        ledger = _check_ledger(job.run_dir, started_stack.dsn, load_started, say, shared)
     if not run.stages:
         say(f"brink ramp: the load generator produced no stage; see {job.run_dir / 'locust.log'}")
         return None, ExitCode.RUN_FAILED
     tipping = find_tipping_point(run.stages, config.slo_s)
     summary = summarize(run.stages, config.slo_s, config.average_rps, config.peak_rps, prediction)
     results = tuple(evaluate(job.thresholds, summary))
-    code = _verdict(run, tipping, any(not r.passed for r in results), config, ledger)
+    breached = any(not r.passed for r in results)
+    code = _verdict(run, tipping, breached, config, ledger, declared_peak=config is job.config)
     outcome = RampOutcome(
         config={
             **config.to_dict(),
             "rates_from_prediction": config is not job.config,
-            "target": job.target or "native stack",
+            **_where(job, started_stack),
             "settings": dict(job.settings),
-            "durable_postgres": None if job.target else job.durable_postgres,
         },
         stages=tuple(run.stages),
         tipping=tipping,

@@ -14,7 +14,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class RampConfig:
     """Seconds at the start of each stage left out of its figures (default: 30%, at most 5)."""
     abort_on_collapse: bool = True
     seed: int | None = None
+    run_labels: Mapping[str, str] = field(default_factory=dict)
+    """What the run is, for dashboards: ``{"scenario": ..., "phase": ...}``. The generator
+    exports them (``brink_loadgen_run_info``), and a stack's Prometheus labels its target so."""
 
     def settle_for(self, stage_s: float) -> float:
         return self.settle_s if self.settle_s is not None else min(5.0, 0.3 * stage_s)
@@ -137,6 +141,8 @@ def _locust_argv(config: RampConfig, host: str, out: Path, metrics_port: int) ->
     ]
     if config.seed is not None:
         argv += ["--seed", str(config.seed)]
+    for key, value in sorted(config.run_labels.items()):
+        argv += ["--brink-run-label", f"{key}={value}"]
     if config.workers:
         # Locust's master binds every interface by default: keep it on loopback.
         port = str(free_port())
@@ -235,20 +241,43 @@ def _progress_line(
     )
 
 
+Expose = Callable[[str, Mapping[str, str]], AbstractContextManager[object]]
+"""Make the generator's ``/metrics`` (``host:port``, the run's labels) visible to a stack's
+Prometheus while the block runs (:meth:`loadtests.attach.session.Attached.expose`)."""
+
+
 def run_ramp(
     config: RampConfig,
     service_url: str,
     run_dir: Path,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
     abort_rule: AbortRule | None = None,
+    expose: Expose | None = None,
 ) -> RampRun:
-    """Run ``config`` against ``service_url``; logs and raw data go to ``run_dir``."""
+    """Run ``config`` against ``service_url``; logs and raw data go to ``run_dir``. With
+    ``expose``, a stack's Prometheus scrapes the generator while it runs."""
+    metrics_port = free_port()
+    with (expose or _unexposed)(f"127.0.0.1:{metrics_port}", config.run_labels):
+        return _run_locust(config, service_url, run_dir, progress, abort_rule, metrics_port)
+
+
+def _unexposed(address: str, labels: Mapping[str, str]) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def _run_locust(
+    config: RampConfig,
+    service_url: str,
+    run_dir: Path,
+    progress: Callable[[str], None],
+    abort_rule: AbortRule | None,
+    metrics_port: int,
+) -> RampRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     out = run_dir / "loadgen.json"
     out.unlink(missing_ok=True)
     for old in run_dir.glob(LEDGER_GLOB):  # an earlier run's ledger is not this one's
         old.unlink()
-    metrics_port = free_port()
     locust = ManagedProcess(
         "locust", _locust_argv(config, service_url, out, metrics_port), run_dir / "locust.log"
     ).start()

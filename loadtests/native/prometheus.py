@@ -8,6 +8,13 @@ targets only after a 5 s throttle. ``wait_first_scrape()`` waits for every targe
 (``/api/v1/targets``), so that a run started after it loses none of its first seconds and its
 counters are seen from their first value (``rate()`` needs the sample before an increase).
 ``start()`` does not call it: it would delay ``brink up``'s ready banner by those ~5 s.
+
+Besides the fixed jobs, a ``file_sd`` job (:data:`RUN_JOB`) scrapes every target listed in
+``<run dir>/targets/*.json``: the load generator of a ramp or scenario attached to this stack
+(:mod:`loadtests.attach.generator_targets`) writes its own file there while it runs. Its series
+get ``job="locust"``, so every dashboard and rule that reads the load generator shows the run,
+with the file's ``scenario`` and ``phase`` labels. The Compose lab has no such job: its
+Prometheus runs in a container and cannot reach a generator listening on the host's loopback.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ SYSTEM_BINARY = Path("/usr/bin/prometheus")
 RULES_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus" / "rules"
 JOBS = frozenset({"demo-service", "slow-api", "locust", "postgres"})
 """Scrape job names; fixed, because the dashboards and the rules select on them."""
+RUN_JOB = "brink-runs"
+"""The ``file_sd`` job of attached runs' load generators (relabelled to ``job="locust"``)."""
+TARGETS_DIR = "targets"
 SCRAPE_INTERVAL = "2s"
 """Same as the Compose config (a test checks that they agree)."""
 READY_TIMEOUT_S = 30.0
@@ -49,11 +59,20 @@ def available() -> bool:
     return find_binary() is not None
 
 
-def native_config(targets: Mapping[str, str], rules_dir: Path = RULES_DIR) -> dict[str, Any]:
-    """The scrape config for ``targets`` (job -> ``host:port``), rules from ``rules_dir``."""
+def native_config(
+    targets: Mapping[str, str], rules_dir: Path = RULES_DIR, targets_dir: Path | None = None
+) -> dict[str, Any]:
+    """The scrape config for ``targets`` (job -> ``host:port``), rules from ``rules_dir``, and
+    whatever target files ``targets_dir`` holds (None: no such job)."""
     unknown = sorted(targets.keys() - JOBS)
     if unknown:
         raise ValueError(f"unknown scrape job(s) {', '.join(unknown)}; known: {sorted(JOBS)}")
+    jobs = [
+        {"job_name": job, "static_configs": [{"targets": [target]}]}
+        for job, target in sorted(targets.items())
+    ]
+    if targets_dir is not None:
+        jobs.append(run_targets_job(targets_dir))
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -61,10 +80,23 @@ def native_config(targets: Mapping[str, str], rules_dir: Path = RULES_DIR) -> di
             "evaluation_interval": SCRAPE_INTERVAL,
         },
         "rule_files": [str(rules_dir.resolve() / "*.yml")],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in sorted(targets.items())
+        "scrape_configs": jobs,
+    }
+
+
+def run_targets_job(targets_dir: Path) -> dict[str, Any]:
+    """The ``file_sd`` job that scrapes attached runs' load generators as ``job="locust"``.
+
+    ``honor_labels``: the generator's own ``brink_loadgen_run_info{scenario, phase}`` keeps its
+    labels instead of becoming ``exported_scenario`` beside the target file's equal ones.
+    """
+    return {
+        "job_name": RUN_JOB,
+        "honor_labels": True,
+        "file_sd_configs": [
+            {"files": [str(targets_dir.resolve() / "*.json")], "refresh_interval": "5s"}
         ],
+        "relabel_configs": [{"target_label": "job", "replacement": "locust"}],
     }
 
 
@@ -103,7 +135,7 @@ class NativePrometheus:
         self.port = port
         self.run_dir = run_dir
         self.targets = dict(targets)
-        self.config = native_config(targets, rules_dir)
+        self.config = native_config(targets, rules_dir, self.targets_dir)
         self.rules_dir = rules_dir
         self.binary = binary
         self.process: ManagedProcess | None = None
@@ -113,12 +145,17 @@ class NativePrometheus:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def targets_dir(self) -> Path:
+        """Where attached runs put their load generators' target files (``file_sd``)."""
+        return self.run_dir / TARGETS_DIR
+
+    @property
     def config_path(self) -> Path:
         return self.run_dir / "prometheus.yml"
 
     def write_config(self) -> Path:
         """Write the config file into the run dir (``start()`` does it too)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config, indent=2) + "\n")
         return self.config_path
 
@@ -140,6 +177,8 @@ class NativePrometheus:
         # A fresh TSDB per start: series of an earlier run (other ports, other processes) would
         # otherwise stay current for 5 minutes and double-count in every sum().
         shutil.rmtree(self.run_dir / "data", ignore_errors=True)
+        for stale in self.targets_dir.glob("*.json"):  # a run that died with an earlier stack
+            stale.unlink(missing_ok=True)
         log = self.run_dir / "prometheus.log"
         log.unlink(missing_ok=True)
         self.process = ManagedProcess("Prometheus", argv, log).start()

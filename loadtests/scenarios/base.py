@@ -26,6 +26,7 @@ from loadtests.scrape import Scrape
 from loadtests.series import Second
 
 if TYPE_CHECKING:
+    from loadtests.attach.options import StackChoice
     from loadtests.faults.runner import AppliedFault
     from loadtests.scenarios.context import ScenarioContext
 
@@ -63,6 +64,9 @@ class ScenarioOptions:
     durable_postgres: bool = True
     """False (``--non-durable-postgres``): commits return before their WAL flush; a crash can
     lose acknowledged orders."""
+    stack: StackChoice | None = None
+    """Run on this running stack (``--stack``) instead of a private one: the settings are set
+    live and put back after the run."""
 
     def step(self, normal_s: float, quick_s: float) -> float:
         """The stage length: ``--step-s`` if given, else the scenario's default for the mode."""

@@ -1,8 +1,9 @@
 """A running stack as a scenario sees it: probe it, run phases on it, flip its knobs.
 
 The runner (:mod:`loadtests.scenarios.runner`) builds one :class:`ScenarioContext` per scenario
-around the stack it started; the scenario modules only talk to the stack through it. What a
-scenario returns (phases, verdicts) is in :mod:`loadtests.scenarios.base`.
+around the stack it started, or the running stack it attached to (``--stack``); the scenario
+modules only talk to the stack through it. What a scenario returns (phases, verdicts) is in
+:mod:`loadtests.scenarios.base`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from loadtests.scrape import Scrape, parse
 from loadtests.series import Second, Series
 
 if TYPE_CHECKING:
+    from loadtests.attach.session import Attached
     from loadtests.faults.injector import CompositeInjector, KnobInjector
     from loadtests.faults.runner import AppliedFault
     from loadtests.faults.spec import FaultSchedule
@@ -46,7 +48,9 @@ def read_token(stack: NativeStack) -> str | None:
 class ScenarioContext:
     """A running stack, seen from a scenario: probe, run phases, flip knobs, report progress.
 
-    ``stack`` may be None when the service runs elsewhere (tests give URLs and a token).
+    ``stack`` may be None when the service runs elsewhere: ``attached`` to a running stack
+    (its URLs, token, live knobs and process faults), or given URLs and a token (tests).
+    ``run_labels`` (``{"scenario": name}``) label every phase's load generator, with its phase.
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class ScenarioContext:
         options: ScenarioOptions,
         *,
         stack: NativeStack | None = None,
+        attached: Attached | None = None,
+        run_labels: Mapping[str, str] | None = None,
         service_url: str | None = None,
         slow_api_url: str | None = None,
         token: str | None = None,
@@ -66,10 +72,18 @@ class ScenarioContext:
         self.run_dir = run_dir
         self.options = options
         self.stack = stack
-        urls = stack.urls if stack is not None else {}
+        self.attached = attached
+        self.run_labels = dict(run_labels or {})
+        urls = stack.urls if stack is not None else attached.stack.urls if attached else {}
         self.service_url = service_url or urls["service"]
         self.slow_api_url = slow_api_url or urls["slow_api"]
-        self.token = token if token is not None else (read_token(stack) if stack else None)
+        self.pg_exporter_url = urls.get("pg_exporter")
+        """brink's Postgres exporter, when the stack runs one."""
+        if token is None and stack is not None:
+            token = read_token(stack)
+        if token is None and attached is not None:
+            token = attached.token
+        self.token = token
         self._say = say
         self._clock = clock
         self._sleep = sleep
@@ -137,9 +151,15 @@ class ScenarioContext:
         self.say(f"phase {name}: profile {config.profile}, about "
                  f"{config.expected_duration_s():.0f} s")  # fmt: skip
         started = self._clock()
+        config = replace(config, run_labels={**self.run_labels, "phase": name})
+        expose = self.attached.expose if self.attached is not None else None
         with self._faults_applied(faults) as applied:
             run = run_ramp(
-                config, self.service_url, folder, progress=lambda line: self.say(f"  {line}")
+                config,
+                self.service_url,
+                folder,
+                progress=lambda line: self.say(f"  {line}"),
+                expose=expose,
             )
         seconds, timeline = _read_series(folder / "loadgen.json")
         if run.aborted:
@@ -159,11 +179,15 @@ class ScenarioContext:
         )
 
     def injector(self, knobs: KnobInjector) -> CompositeInjector:
-        """``knobs`` plus, when the stack is ours, process faults on its processes."""
-        from loadtests.faults.injector import CompositeInjector
+        """``knobs`` plus process faults: on our stack's processes, or the attached stack's."""
+        from loadtests.faults.injector import CompositeInjector, ProcessFaults
         from loadtests.faults.native import NativeProcessFaults
 
-        processes = NativeProcessFaults(self.stack) if self.stack is not None else None
+        processes: ProcessFaults | None = None
+        if self.stack is not None:
+            processes = NativeProcessFaults(self.stack)
+        elif self.attached is not None:
+            processes = self.attached.process_faults
         return CompositeInjector(knobs, processes)
 
     @contextmanager
@@ -229,7 +253,17 @@ class ScenarioContext:
         self.control(knobs)
 
     def reset(self) -> None:
-        """Faults, resilience and the slow API back to how the processes started."""
+        """Faults, resilience and the slow API back to how the processes started; on an
+        attached stack, back to how the run found them plus what the scenario needs (the
+        processes' start-up values are not the lesson's)."""
+        if self.attached is not None:
+            from loadtests.faults.injector import FaultError
+
+            try:
+                self.attached.live.reset()
+            except FaultError as exc:
+                raise ScenarioError(f"reset: {exc}") from exc
+            return
         self.admin("/admin/faults/reset", method="POST")
         self.admin("/admin/resilience/reset", method="POST")
         self._call("POST", self.slow_api_url + "/control/reset", None)

@@ -145,7 +145,7 @@ class HiddenPressure:
         )
         ctx.reset()
         ctx.set_preset("fragile")
-        url = ctx.stack.urls.get("pg_exporter") if ctx.stack is not None else None
+        url = ctx.pg_exporter_url
         pg_scrapes: list[Scrape] = []
         if url is None:
             ctx.say("no Postgres exporter: lock waits will not be seen")

@@ -1,6 +1,8 @@
 """``brink scenario NAME``, end to end: stack, scenario, reports, exit code.
 
-1. Start the native stack with what the scenario needs (its settings, then the operator's).
+1. Start a private native stack with what the scenario needs (its settings, then the
+   operator's), or attach to a running one (``--stack``) and set those settings live there
+   (:mod:`loadtests.attach`): put back as found when the run ends, however it ends.
 2. Build the :class:`~loadtests.scenarios.context.ScenarioContext` and run the scenario.
 3. Write the reports (:mod:`loadtests.scenarios.report`) and stop the stack.
 4. Exit 0 when the lesson showed, 1 when it did not, 3 when the run itself failed.
@@ -18,6 +20,8 @@ from pathlib import Path
 import asyncpg
 import httpx2
 
+from loadtests.attach.running_stack import AttachError
+from loadtests.attach.session import SHARED_LEDGER_NOTE, attached
 from loadtests.exit_codes import ExitCode
 from loadtests.ledger import check_database
 from loadtests.native.process import free_port
@@ -80,21 +84,50 @@ def exit_code(result: ScenarioResult) -> ExitCode:
     return ExitCode.OK if result.verdict.passed else ExitCode.THRESHOLDS_BREACHED
 
 
-def check_ledger(result: ScenarioResult, run_dir: Path, dsn: str, say: Say) -> ScenarioResult:
+def check_ledger(
+    result: ScenarioResult, run_dir: Path, dsn: str | None, say: Say, shared: bool = False
+) -> ScenarioResult:
     """``result`` with the ledger of every phase checked against the database.
 
     Only rows created while a phase ran must have been sent by it: a capacity probe between
-    phases writes orders of its own.
+    phases writes orders of its own. On a ``shared`` stack no row is held against the run.
     """
+    if dsn is None:
+        say("ledger: not checked (the stack's database is not known)")
+        return result
+    if shared:
+        say(f"ledger: {SHARED_LEDGER_NOTE}")
     folders = [run_dir / phase.name for phase in result.phases]
     windows = [(phase.started_at, phase.ended_at) for phase in result.phases]
     try:
-        ledger = check_database(folders, dsn, windows)
+        ledger = check_database(folders, dsn, windows, shared)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         say(f"ledger: not checked, the database did not answer: {exc!r}")
         return result
     say(ledger.explanation)
     return replace(result, ledger=ledger)
+
+
+def open_stack(
+    scenario: Scenario, options: ScenarioOptions, run_dir: Path, say: Say, cleanup: ExitStack
+) -> tuple[ScenarioContext, str | None]:
+    """The context the scenario runs in, and the stack's database DSN: a private stack
+    started with the scenario's settings, or the running stack ``options.stack`` with them
+    set live (``cleanup`` stops the one, puts the other back as found)."""
+    labels = {"scenario": scenario.name}
+    if options.stack is not None:
+        settings = stack_settings(scenario.needs, options)
+        running = cleanup.enter_context(attached(options.stack, settings, say))
+        durable = running.stack.durable_postgres is not False  # the stack's, for the report
+        options = replace(options, durable_postgres=durable)
+        ctx = ScenarioContext(run_dir, options, attached=running, run_labels=labels, say=say)
+        return ctx, running.stack.urls.get("postgres")
+    stack = NativeStack(stack_config(scenario.needs, options, run_dir))
+    say("starting the native stack (Postgres, slow API, demo service)")
+    stack.start()
+    cleanup.callback(stack.stop)
+    ctx = ScenarioContext(run_dir, options, stack=stack, run_labels=labels, say=say)
+    return ctx, stack.postgres.dsn
 
 
 def run_scenario(
@@ -104,20 +137,19 @@ def run_scenario(
     say: Say = _say,
     scenario: Scenario | None = None,
 ) -> tuple[ScenarioResult | None, ExitCode]:
-    """Run the scenario ``name`` on a fresh native stack; returns its result and exit code."""
+    """Run the scenario ``name`` on a fresh native stack (or ``options.stack``); returns its
+    result and exit code."""
     scenario = scenario or load(name)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with ExitStack() as cleanup:
         try:
-            stack = NativeStack(stack_config(scenario.needs, options, run_dir))
             say(f"scenario {scenario.name}: {scenario.description}")
-            say("starting the native stack (Postgres, slow API, demo service)")
-            stack.start()
-            cleanup.callback(stack.stop)
-            ctx = ScenarioContext(run_dir, options, stack=stack, say=say)
-            result = check_ledger(scenario.run(ctx), run_dir, stack.postgres.dsn, say)
+            ctx, dsn = open_stack(scenario, options, run_dir, say, cleanup)
+            shared = options.stack is not None
+            result = check_ledger(scenario.run(ctx), run_dir, dsn, say, shared)
         except (
+            AttachError,
             StackError,
             ProbeFailed,
             ScenarioError,
@@ -129,7 +161,7 @@ def run_scenario(
             return None, ExitCode.RUN_FAILED
     code = exit_code(result)
     settings: Mapping[str, str] = stack_settings(scenario.needs, options)
-    paths = write_reports(result, run_dir, options, settings, int(code))
+    paths = write_reports(result, run_dir, ctx.options, settings, int(code))
     failure = run_failure(result)
     if failure is not None:
         say(f"brink scenario: run failed: {failure}")

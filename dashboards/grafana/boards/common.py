@@ -111,8 +111,9 @@ STAGES = annotation(
 )
 KNEE = annotation("Past the knee", PAST_THE_KNEE, "red", "past the knee")
 # Which lesson is running: every generator exports brink_loadgen_run_info{scenario, phase}
-# (empty for a run of its own: the web UI, brink ramp). Shaded while it sends load, titled with
-# the scenario and phase, so each phase of `brink scenario` stands out on every graph.
+# (`brink ramp`: scenario "ramp", phase its profile; empty for a run from the web UI). Marked
+# while it sends load, titled with the scenario and phase, so each phase of `brink scenario`
+# stands out on every graph.
 RUN_INFO = (
     'label_replace(label_replace(brink_loadgen_run_info, "scenario", "own run", "scenario", ""),'
     ' "phase", "-", "phase", "")'
