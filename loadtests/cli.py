@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from loadtests.attach.options import add_stack_options, stack_choice
 from loadtests.attach.running_stack import claim, publish, unpublish
-from loadtests.capacity import LOOP_SHARE
+from loadtests.capacity import LOOP_SHARE, predict
 from loadtests.client_retry import POLICIES
 from loadtests.compare import Tolerances, compare, speed_note
 from loadtests.exit_codes import ExitCode
 from loadtests.faults.spec import FaultSchedule, FaultStep, parse_step
-from loadtests.mix import parse_weights
+from loadtests.mix import DEFAULT_WEIGHTS, Mix, parse_weights
+from loadtests.native import prometheus
 from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, StackError
 from loadtests.outcome import knee_box_speed, summary_from_report
 from loadtests.pacing import ARRIVALS
@@ -34,6 +35,7 @@ from loadtests.profiles import (
     PROFILES,
     ProfileParams,
     build_profile,
+    rates_around,
 )
 from loadtests.runner import RampConfig
 from loadtests.safety import loopback_only
@@ -148,6 +150,12 @@ def _add_up(subparsers: Subparsers) -> None:
     _add_postgres_durability(parser)
     parser.add_argument("--no-locust", action="store_true", help="do not start Locust's web UI")
     parser.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip the capacity probe that sets the web UI's default rates around the predicted"
+        " knee (about 15 s at start-up)",
+    )
+    parser.add_argument(
         "--no-prometheus",
         action="store_true",
         help="do not start Prometheus and the Postgres exporter",
@@ -214,6 +222,8 @@ def _print_ready(stack: NativeStack) -> None:
         rows.append(("pg exporter", urls["pg_exporter"]))
     if "prometheus" in urls:
         rows.append(("Prometheus", urls["prometheus"]))
+        assert stack.prometheus is not None
+        rows.append(("feedback loop", prometheus.graph_link(stack.prometheus.graph_page())))
     rows.append(("logs", str(stack.config.run_dir)))
     token = stack.admin_token_file
     rows.append(("admin token", f"in {token}" if token else f"as given in {ADMIN_TOKEN_ENV}"))
@@ -225,13 +235,35 @@ def _print_ready(stack: NativeStack) -> None:
     print("Ctrl-C stops everything.", flush=True)
 
 
+def _probed_rates(stack: NativeStack) -> list[str]:
+    """Locust's default rates bracketing the knee a capacity probe predicts (a note says it)."""
+    from loadtests.probe import ProbeFailed, probe  # asyncio and its client: only when probing
+
+    print("brink up: probing the service for the web UI's rates (--no-probe skips it)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        urls = stack.urls
+        result = probe(urls["service"], Mix(DEFAULT_WEIGHTS), urls["slow_api"] + "/metrics")
+    except ProbeFailed as exc:
+        stack.notes.append(f"no capacity probe ({exc}): the web UI keeps its fixed rates")
+        return []
+    prediction = predict(result.demands, result.capacities)
+    average, peak = rates_around(prediction.saturation_rps)
+    stack.notes.append(
+        f"predicted knee {prediction.saturation_rps:.0f} req/s ({prediction.bottleneck} first);"
+        f" the web UI's rates: average {average:g}, peak {peak:g} req/s"
+    )
+    return ["--average-rps", f"{average:g}", "--peak-rps", f"{peak:g}"]
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the native stack until a signal (exit 0) or until one of its parts dies (exit 1)."""
     stack = NativeStack(stack_config(args))
+    locust_args = (lambda _: ()) if args.no_probe else _probed_rates
     with _stop_on_signals():
         try:
             claim(stack.config.run_dir)
-            stack.start()
+            stack.start(locust_args)
             publish(stack)  # <run dir>/stack.json: `brink ramp|scenario --stack native` reads it
             _print_ready(stack)
             while (failure := stack.failure()) is None:

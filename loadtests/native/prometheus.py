@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode, urlsplit
 
 import httpx2
 
@@ -44,6 +45,34 @@ SCRAPE_INTERVAL = "2s"
 READY_TIMEOUT_S = 30.0
 FIRST_SCRAPE_TIMEOUT_S = 30.0
 """The 5 s target-update throttle, a 2 s scrape and a busy box, with room to spare."""
+
+
+FEEDBACK_LOOP: tuple[str, ...] = (
+    "job:brink_loadgen_arrivals:rate10s",
+    "job:brink_loadgen_good:rate10s",
+    "job:brink_http_requests_in_flight:mean10s",
+    "job:brink_db_pool_in_use:mean10s",
+    "job:brink_db_pool_waiters:mean10s",
+    "job:brink_db_connection_hold_seconds:mean10s",
+    "job:brink_external_requests:rate10s",
+    "job_target_policy:brink_retries:rate10s",
+    "job:brink_shed:rate10s",
+    "job_target:brink_breaker_state:max_over_time10s",
+)
+"""The feedback loop as recording rules, in reading order: offered load and goodput, the queue
+(in flight), the DB pool (in use, waiters, hold), the slow API's calls, retries, shedding and
+the breaker. ``brink up`` prints one Prometheus link that graphs them all."""
+GRAPH_RANGE = "15m"
+
+
+def graph_link(graph_page: str, exprs: Sequence[str] = FEEDBACK_LOOP) -> str:
+    """A link to Prometheus' graph page with one graph per expression (``g0.expr=...``, which
+    the classic and the React pages both read)."""
+    params: dict[str, str] = {}
+    for index, expr in enumerate(exprs):
+        params |= {f"g{index}.expr": expr, f"g{index}.tab": "0",
+                   f"g{index}.range_input": GRAPH_RANGE}  # fmt: skip
+    return f"{graph_page}?{urlencode(params)}"
 
 
 def find_binary() -> str | None:
@@ -221,6 +250,16 @@ class NativePrometheus:
         """Stop Prometheus (SIGTERM, then SIGKILL); idempotent."""
         if self.process is not None:
             self.process.stop()
+
+    def graph_page(self) -> str:
+        """The graph page's URL: where ``/`` redirects (Debian's build has only the classic page,
+        ``/classic/graph``; upstream's React one is ``/graph``)."""
+        try:
+            response = httpx2.get(self.url + "/", timeout=5.0, follow_redirects=False)
+        except httpx2.HTTPError:
+            return self.url + "/graph"
+        location = response.headers.get("location") if response.is_redirect else None
+        return self.url + (urlsplit(location).path if location else "/graph")
 
     def query(self, promql: str, client: httpx2.Client | None = None) -> list[dict[str, Any]]:
         """The result of an instant query: ``[{"metric": {...}, "value": [time, "v"]}, ...]``."""

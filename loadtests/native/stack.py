@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +22,7 @@ from loadtests.native.postgres import PostgresError, PrivatePostgres
 from loadtests.native.process import ManagedProcess, ProcessFailed, free_port, port_is_free
 
 ADMIN_TOKEN_ENV = "BRINK_ADMIN_TOKEN"
+LocustArgs = Callable[["NativeStack"], Sequence[str]]
 READY_TIMEOUT_S = 30.0
 
 
@@ -126,8 +127,12 @@ class NativeStack:
             urls["prometheus"] = self.prometheus.url
         return urls
 
-    def start(self) -> Self:
-        """Start everything and wait until each part answers; on failure stop what started."""
+    def start(self, locust_args: LocustArgs = lambda stack: ()) -> Self:
+        """Start everything and wait until each part answers; on failure stop what started.
+
+        ``locust_args(stack)`` runs once the service answers, before Locust starts: extra
+        arguments for Locust's web UI (``brink up``: the form's rates, from a capacity probe).
+        """
         self._check_config()
         try:
             self.postgres.start()
@@ -141,7 +146,7 @@ class NativeStack:
                     "Postgres exporter", "demo_service.pg_exporter", env, self.urls["pg_exporter"]
                 )
             if self.config.locust_port is not None:
-                self._start_locust()
+                self._start_locust(locust_args(self))
             if self.config.prometheus_port is not None:
                 self._start_prometheus()
         except (PostgresError, ProcessFailed, OSError) as exc:
@@ -231,7 +236,7 @@ class NativeStack:
         log = self.config.run_dir / f"{module.rpartition('.')[2]}.log"
         self._run(ManagedProcess.python_module(name, module, log, env), ready_url)
 
-    def _start_locust(self) -> None:
+    def _start_locust(self, extra: Sequence[str]) -> None:
         """Locust's web UI with brink's locustfile, aimed at the demo service."""
         config = self.config
         argv = [
@@ -239,6 +244,7 @@ class NativeStack:
             "--host", self.urls["service"],
             "--web-host", config.host, "--web-port", str(config.locust_port),
             "--brink-metrics-port", str(config.loadgen_metrics_port),
+            *extra,
         ]  # fmt: skip
         if config.locust_workers:
             # Locust's master binds every interface by default: keep it on loopback.

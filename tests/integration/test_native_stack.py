@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import stat
@@ -20,6 +21,7 @@ import pytest
 from loadtests.native import prometheus
 from loadtests.native._binaries import alive, working_in
 from loadtests.native.process import free_port, port_is_free
+from loadtests.profiles import rates_around
 from tests.support import sample_value
 
 pytestmark = pytest.mark.integration
@@ -169,7 +171,7 @@ def brink_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     """Start ``python -m loadtests up`` on free ports; whatever is left is stopped after."""
     started: list[Up] = []
 
-    def start(*extra: str, service_port: int | None = None) -> Up:
+    def start(*extra: str, service_port: int | None = None, probe: bool = False) -> Up:
         service, slow_api, pg, locust, metrics, pg_exporter, prom = distinct_free_ports(7)
         service = service_port or service
         run_dir = tmp_path / f"run-{len(started)}"
@@ -177,6 +179,7 @@ def brink_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
         argv += [f"--service-port={service}", f"--slow-api-port={slow_api}", f"--pg-port={pg}"]
         argv += [f"--locust-port={locust}", f"--loadgen-metrics-port={metrics}"]
         argv += [f"--pg-exporter-port={pg_exporter}", f"--prometheus-port={prom}"]
+        argv += [] if probe else ["--no-probe"]  # the probe adds ~15 s: one test runs it
         out, err = tmp_path / f"up-{len(started)}.out", tmp_path / f"up-{len(started)}.err"
         with out.open("wb") as out_file, err.open("wb") as err_file:
             process = subprocess.Popen(
@@ -237,10 +240,17 @@ def _arrivals(up: Up) -> float:
 
 
 def test_the_locust_web_ui_runs_a_profile_against_the_stack(brink_up: Callable[..., Up]) -> None:
-    up = brink_up()
+    up = brink_up(probe=True)
     up.wait_ready()
     page = httpx2.get(up.locust, timeout=5.0).text
     assert "load_profile" in page  # brink's custom parameters are in the UI
+    # The form's rates bracket the knee the start-up probe predicted.
+    found = re.search(r"predicted knee (\d+) req/s .*average ([\d.]+), peak ([\d.]+) req/s",
+                      up.output()[0])  # fmt: skip
+    assert found, up.output()
+    predicted, average, peak = (float(group) for group in found.groups())
+    assert (average, peak) == pytest.approx(rates_around(predicted), abs=1.0)  # printed rounded
+    assert re.search(rf'"average_rps".{{0,200}}{average:g}', page), page[:3000]
 
     form = {
         "user_count": "1",
@@ -283,6 +293,11 @@ def test_prometheus_scrapes_every_part_with_the_rules(brink_up: Callable[..., Up
         return values == {"demo-service": "1", "slow-api": "1", "locust": "1", "postgres": "1"}
 
     poll_until(all_up, 30, "Prometheus scraping all four jobs")
+    link = re.search(r"feedback loop +(\S+)", up.output()[0])
+    assert link, up.output()
+    assert "graph?g0.expr=job%3Abrink_loadgen_arrivals%3Arate10s" in link.group(1)
+    assert link.group(1).startswith(up.prometheus + "/")
+    assert httpx2.get(link.group(1), timeout=5.0).status_code == 200  # the page, not a redirect
     rules = httpx2.get(up.prometheus + "/api/v1/rules", timeout=5.0).json()["data"]["groups"]
     assert rules, "brink's rules are loaded"
     assert "pg_up 1.0" in httpx2.get(up.pg_exporter, timeout=5.0).text
