@@ -21,8 +21,9 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from benchmarks.default_knee import PEAK_SHARE, START_SHARE
 from benchmarks.probed import probe_then_ramp
 from loadtests.live_view import live_rows
 from loadtests.mix import DEFAULT_WEIGHTS, Mix
+from loadtests.native.process import free_port
+from loadtests.native.stack import NativeStack, StackConfig
 from loadtests.runner import RampConfig
 from loadtests.scrape import Scraper
 
@@ -95,6 +98,30 @@ def _ramp(watched: bool, round_no: int, run_dir: Path, step_s: float, say: Progr
             "knee_is_lower_bound": row.knee_is_lower_bound, "run_dir": row.run_dir}  # fmt: skip
 
 
+def measure_cost(scrapes: int, run_dir: Path, say: Progress) -> dict[str, float]:
+    """What one scrape and its rows cost: the service's CPU (its own exact counter) and ours."""
+    service, slow_api, postgres = free_port(), free_port(), free_port()
+    config = StackConfig(service_port=service, slow_api_port=slow_api, pg_port=postgres,
+                         run_dir=run_dir / "cost-stack")  # fmt: skip
+    stack = NativeStack(config)
+    with stack, closing(Scraper(stack.urls["metrics"], 2.0)) as scraper:
+        before = scraper.scrape()
+        ours = time.process_time()
+        for _ in range(scrapes):
+            scraper.scrape()
+            live_rows(scraper.scrapes[-KEEP_SCRAPES:], {}, [], 0.0, 0.0)
+        ours = time.process_time() - ours
+        after = scraper.scrape()
+    assert before is not None
+    assert after is not None
+    # each scrape of ours is one /metrics request; the two bracketing ones are not counted
+    service_cpu = (after.cpu_seconds - before.cpu_seconds) / (scrapes + 1)
+    say(f"cost: {scrapes} scrapes, service {service_cpu * 1000:.2f} ms CPU each, "
+        f"ours {ours / scrapes * 1000:.2f} ms each")  # fmt: skip
+    return {"service_cpu_ms_per_scrape": service_cpu * 1000, "watcher_cpu_ms_per_scrape":
+            ours / scrapes * 1000}  # fmt: skip
+
+
 def _median(values: Sequence[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
@@ -105,27 +132,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m benchmarks.live_view", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--rounds", type=positive(int), default=2, help="rounds (2)")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="only the CPU one scrape costs (~20 s)"
+    )
+    parser.add_argument("--scrapes", type=positive(int), default=300, help="for the cost (300)")
     parser.add_argument("--step-s", type=positive(float), default=8.0, help="ramp step, s (8)")
     parser.add_argument("--run-dir", type=Path, help="where runs go (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     say = Progress()
     run_dir = (args.run_dir or Path(tempfile.mkdtemp(prefix="brink-live-view-"))).absolute()
-    rows: dict[str, list[Any]] = {"with": [], "without": []}
+    rows: dict[str, Any] = {"with": [], "without": []}
+    rows["cost"] = cost = measure_cost(args.scrapes, run_dir, say)
+    print(f"one scrape: service {cost['service_cpu_ms_per_scrape']:.2f} ms CPU, live view "
+          f"{cost['watcher_cpu_ms_per_scrape']:.2f} ms CPU; at 1/s that is "
+          f"{(cost['service_cpu_ms_per_scrape'] + cost['watcher_cpu_ms_per_scrape']) / 10:.2f}% "
+          "of a core")  # fmt: skip
     try:
-        for round_no in range(1, args.rounds + 1):
+        for round_no in range(1, 0 if args.cost_only else args.rounds + 1):
             for watched in (True, False) if round_no % 2 else (False, True):
                 row = _ramp(watched, round_no, run_dir, args.step_s, say)
                 rows["with" if watched else "without"].append(row)
     except KeyboardInterrupt:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
-    for name, found in rows.items():
+    for name in ("with", "without"):
+        found = rows[name]
         knees = [f"{r['knee_rps']:.0f}" if r["knee_rps"] else "-" for r in found]
         print(f"{name:>8} live view: knees {', '.join(knees)} req/s")
     with_knee = _median([r["knee_rps"] for r in rows["with"]])
     without = _median([r["knee_rps"] for r in rows["without"]])
-    if with_knee and without:
+    if with_knee and without and not args.cost_only:
         print(f"median knee with / without: {with_knee / without:.3f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
