@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = ServiceMetrics(CollectorRegistry())
     resilience = start_up_resilience(settings, metrics)
-    faults = Faults(FaultValues.at_start(settings.db), metrics)
+    faults = Faults(FaultValues.at_start(settings), metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

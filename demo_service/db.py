@@ -2,10 +2,11 @@
 
 The checkout waits as long as the live ``db_acquire`` deadline allows (none: unbounded) and then
 raises :class:`PoolExhausted`. asyncpg cannot resize a pool, so :meth:`Database.resize` builds a
-new one and swaps it in: new checkouts use the new pool at once, each checkout returns its
-connection to the pool it came from, and the old pool is closed only once nobody is waiting on
-it or holding one of its connections — no request fails because of the swap. The metrics'
-pool collector reads whichever pool is current.
+new one (its size, and its floor of connections opened up front) and swaps it in
+(:class:`~demo_service.generations.Generations`): new checkouts use the new pool at once, each
+checkout returns its connection to the pool it came from, and the old pool is closed only once
+nobody is waiting on it or holding one of its connections — no request fails because of the
+swap. The metrics' pool collector reads whichever pool is current.
 
 A connection that broke under a request (Postgres restarted or killed) is dropped on release,
 never raised from it: asyncpg terminates a connection it cannot reset and frees its slot, and
@@ -19,11 +20,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import cast
 
 import asyncpg
 
+from demo_service.generations import Generations
 from demo_service.http_metrics import current_route
 from demo_service.metrics import PoolStats, ServiceMetrics
 from demo_service.resilience.deadlines import Deadline, DeadlineExceeded
@@ -65,26 +66,12 @@ def redact_dsn(dsn: str) -> str:
     return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***@{host}"
 
 
-@dataclass(eq=False)
-class _Generation:
-    """One pool and the checkouts (waiting or holding) that use it."""
-
-    pool: asyncpg.Pool
-    users: int = 0
-    retired: bool = False
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def leave(self) -> None:
-        self.users -= 1
-        if self.retired and self.users == 0:
-            self.drained.set()
-
-
-async def _create_pool(settings: DatabaseSettings, max_size: int) -> asyncpg.Pool:
+async def _create_pool(settings: DatabaseSettings, max_size: int, min_size: int) -> asyncpg.Pool:
+    """A pool of at most ``max_size`` that opens ``min_size`` up front (never more than the max)."""
     try:
         return await asyncpg.create_pool(
             settings.dsn,
-            min_size=min(settings.pool_min, max_size),
+            min_size=min(min_size, max_size),
             max_size=max_size,
             timeout=settings.connect_timeout_s,
         )
@@ -125,12 +112,11 @@ class Database:
         metrics: ServiceMetrics,
         acquire_deadline: Callable[[], Deadline] | None = None,
     ) -> None:
-        self._current = _Generation(pool)
+        self._pools = Generations(pool, asyncpg.Pool.close)
         self._settings = settings
         self._metrics = metrics
         self._acquire_deadline = acquire_deadline or _unbounded(metrics)
         self._resizing = asyncio.Lock()
-        self._retiring: set[asyncio.Task[None]] = set()
         metrics.pool.source = self.stats
 
     @classmethod
@@ -140,41 +126,25 @@ class Database:
         metrics: ServiceMetrics,
         acquire_deadline: Callable[[], Deadline] | None = None,
     ) -> Database:
-        pool = await _create_pool(settings, settings.pool_max)
+        pool = await _create_pool(settings, settings.pool_max, settings.pool_min)
         return cls(pool, settings, metrics, acquire_deadline)
 
     async def close(self) -> None:
         self._metrics.pool.source = None
-        await self._current.pool.close()
-        await asyncio.gather(*self._retiring)
+        await self._pools.aclose()
 
-    @property
-    def max_size(self) -> int:
-        return self._current.pool.get_max_size()
-
-    async def resize(self, max_size: int) -> None:
-        """Swap in a new pool of ``max_size``; the old one closes once its users are gone."""
+    async def resize(self, max_size: int, min_size: int) -> None:
+        """Swap in a new pool of ``max_size`` that opens ``min_size`` connections up front (at
+        most ``max_size``); the old one closes once its users are gone. Nothing to do when the
+        pool in use has those sizes already."""
         async with self._resizing:
-            if max_size == self.max_size:
+            pool = self._pools.current
+            if (max_size, min(min_size, max_size)) == (pool.get_max_size(), pool.get_min_size()):
                 return
-            old, self._current = (
-                self._current,
-                _Generation(await _create_pool(self._settings, max_size)),
-            )
-            old.retired = True
-            if old.users == 0:
-                old.drained.set()
-            task = asyncio.create_task(self._retire(old))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
-
-    @staticmethod
-    async def _retire(old: _Generation) -> None:
-        await old.drained.wait()
-        await old.pool.close()
+            self._pools.swap(await _create_pool(self._settings, max_size, min_size))
 
     def stats(self) -> PoolStats:
-        pool = self._current.pool
+        pool = self._pools.current
         return PoolStats(
             size=pool.get_size(),
             idle=pool.get_idle_size(),
@@ -186,14 +156,12 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """Check a connection out for the current route; :class:`PoolExhausted` on timeout."""
         metrics, deadline = self._metrics, self._acquire_deadline()
-        generation = self._current  # no await before acquire: the swap cannot come between
-        generation.users += 1
-        try:
+        with self._pools.using() as pool:  # counted as a user of this pool until the end
             metrics.db_waiters.inc()
             started = time.perf_counter()
             try:
                 async with deadline():
-                    connection = await generation.pool.acquire()
+                    connection = await pool.acquire()
             except DeadlineExceeded:
                 metrics.db_acquire_timeouts.inc()
                 raise PoolExhausted(deadline.seconds or 0.0) from None
@@ -208,8 +176,6 @@ class Database:
                 yield cast(asyncpg.Connection, connection)
             finally:
                 try:
-                    await _release(generation.pool, connection)
+                    await _release(pool, connection)
                 finally:
                     metrics.db_busy.labels(route).inc(time.perf_counter() - acquired)
-        finally:
-            generation.leave()

@@ -82,8 +82,9 @@ class _PoolCollector(Collector):
             ("brink_db_pool_size", "Connections the pool holds open now.", stats.size),
             ("brink_db_pool_in_use", "Connections checked out of the pool now.",
              stats.size - stats.idle),
-            ("brink_db_pool_max", "Configured maximum pool size.", stats.max_size),
-            ("brink_db_pool_min", "Configured minimum pool size.", stats.min_size),
+            ("brink_db_pool_max", "Maximum size of the pool in use now.", stats.max_size),
+            ("brink_db_pool_min", "Floor of the pool in use now (at most its maximum).",
+             stats.min_size),
         ):  # fmt: skip
             yield GaugeMetricFamily(name, documentation, value=value)
 
@@ -252,7 +253,7 @@ class ServiceMetrics:
         # The shared client of the slow external API.
         self.external_connections_max = Gauge(
             "brink_external_connections_max",
-            "Configured connection limit of the external API client.",
+            "Connection limit of the external API client in use now (the external_pool_size knob).",
             registry=registry,
         )
         self.external_in_flight = Gauge(

@@ -9,7 +9,8 @@ Glue only, run inside Locust's gevent hub:
   whose rows ride along in ``/stats/requests`` as ``extended_stats``: the page polls that every
   2 s. The rows are :mod:`loadtests.live_view`'s, computed at each poll from the last few
   scrapes of the service's ``/metrics`` (the Locust host + ``/metrics``), which a greenlet takes
-  every second while a test runs and the page is open.
+  every second while the page is open: the service's columns show a lesson that another
+  generator drives (``brink scenario --stack native``) as well as the page's own run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import gevent
 from flask import Response, jsonify, request
 from locust.env import Environment
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, WORKER_REPORT_INTERVAL, MasterRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
 from loadtests.live_view import COLUMNS, LIVE_TAB, live_rows, tab_title, table_row
 from loadtests.run_settings import form_problem
@@ -43,7 +44,7 @@ Timeline = Callable[[], Sequence[Mapping[str, Any]]]
 
 
 class ServiceWatch:
-    """The last few scrapes of the service's ``/metrics``, taken while someone watches a run."""
+    """The last few scrapes of the service's ``/metrics``, taken while someone watches."""
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
@@ -52,9 +53,9 @@ class ServiceWatch:
         self._scraper: Scraper | None = None
 
     def wanted(self) -> bool:
-        runner = self.environment.runner
-        running = runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING)
-        return running and time.monotonic() - self.watched_at < WATCHED_FOR_S
+        """While the page is open, run or no run: the service's side of the table shows
+        whoever loads it, a lesson driven by ``brink scenario --stack`` too."""
+        return time.monotonic() - self.watched_at < WATCHED_FOR_S
 
     def url(self) -> str | None:
         host = self.environment.host

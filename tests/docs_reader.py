@@ -45,6 +45,20 @@ from loadtests.native.stack import StackConfig
 
 ROOT = Path(__file__).parents[1]
 
+# --- where things are documented -----------------------------------------------------------------
+
+README = ROOT / "README.md"
+"""The front page: what brink is, the quick start, "What runs where", a tour, links to docs/."""
+README_MAX_BYTES = 12_000
+"""``wc -c README.md`` stays at or under this: details go to docs/ pages."""
+FIRST_SCREEN_LINES = 40
+QUICK_START = ("./scripts/demo", "./scripts/test")
+"""The commands a newcomer sees on the README's first screen."""
+PORTS_PAGE = README
+"""Where the "What runs where" table (every part, its address, what starts it) lives."""
+SETTINGS_PAGE = ROOT / "docs" / "settings.md"
+"""Where the table of every ``BRINK_*`` setting and its default lives."""
+
 # --- reading the docs ------------------------------------------------------------------------
 
 
@@ -52,7 +66,7 @@ def doc_files() -> list[Path]:
     """The Markdown a reader follows: the README, docs/*.md (whatever is there now), and the
     READMEs of benchmarks/ and dashboards/."""
     docs = sorted((ROOT / "docs").glob("*.md"))
-    return [ROOT / "README.md", *docs, ROOT / "benchmarks/README.md", ROOT / "dashboards/README.md"]
+    return [README, *docs, ROOT / "benchmarks/README.md", ROOT / "dashboards/README.md"]
 
 
 @dataclass(frozen=True)
@@ -257,6 +271,63 @@ def tables(path: Path) -> Iterator[Table]:
 
 def code_spans(cell: str) -> list[str]:
     return re.findall(r"`([^`]+)`", cell)
+
+
+# --- links -------------------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M)
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+"""The target of ``[text](target)`` and ``![alt](target "title")``."""
+
+
+def _prose(text: str) -> str:
+    """Text outside code blocks and inline code, line numbers kept."""
+    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    return _INLINE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: its text without Markdown, lower case, punctuation
+    dropped (``_`` and ``-`` kept), each space a hyphen."""
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link: its text
+    text = re.sub(r"[`*]|(?<!\w)_|_(?!\w)", "", text).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(text: str) -> set[str]:
+    """The ``#anchors`` of a Markdown text's headings (a repeated one gets ``-1``, ``-2``...)."""
+    found: set[str] = set()
+    for heading in _HEADING.finditer(FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)):
+        slug = base = github_slug(heading.group(2))
+        n = 0
+        while slug in found:
+            n += 1
+            slug = f"{base}-{n}"
+        found.add(slug)
+    return found
+
+
+def link_problems(path: Path, text: str | None = None) -> Iterator[str]:
+    """Relative links of one Markdown file (``text``: its content, else read) that lead
+    nowhere: no such file, or no heading for the ``#anchor`` in a Markdown file. Links with a
+    scheme (``https:``, ``mailto:``) are the web's business."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    prose = _prose(text)
+    name = path.relative_to(ROOT).as_posix()
+    for link in _LINK.finditer(prose):
+        target = link.group(1)
+        parts = urlsplit(target)
+        if parts.scheme or parts.netloc:
+            continue
+        where = f"{name}:{line_of(prose, link.start())}"
+        here = path.resolve()
+        to = (here.parent / parts.path).resolve() if parts.path else here
+        if to != here and not to.exists():
+            yield f"{where}: {target}: no such file"
+        elif parts.fragment and to.suffix == ".md":
+            headings = anchors(text if to == here else to.read_text(encoding="utf-8"))
+            if parts.fragment not in headings:
+                yield f"{where}: {target}: no heading #{parts.fragment} in {to.name}"
 
 
 # --- checking a command ------------------------------------------------------------------------

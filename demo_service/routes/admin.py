@@ -92,12 +92,12 @@ def admin_router(token: SecretStr) -> APIRouter:
 
     @router.put("/faults", responses=declared(*BODY_ERRORS, 503))
     async def put_faults(update: FaultsUpdate, services: ServicesDep) -> FaultValues:
-        """Change any subset of the knobs; a new ``pool_size`` swaps in a new pool first."""
-        return await services.faults.apply(update.changes(), services.db)
+        """Change any subset of the knobs; new pool sizes swap in a new pool or client first."""
+        return await services.faults.apply(update.changes(), services.db, services.external)
 
     @router.post("/faults/reset", responses=declared(503))
     async def reset_faults(services: ServicesDep) -> FaultValues:
         """Every knob back to its start-up value."""
-        return await services.faults.reset(services.db)
+        return await services.faults.reset(services.db, services.external)
 
     return router

@@ -42,8 +42,11 @@ class LiveKnob:
 LIVE_KNOBS: Mapping[str, LiveKnob] = MappingProxyType(
     {
         "BRINK_DB__POOL_MAX": LiveKnob("service", "pool_size"),
+        "BRINK_DB__POOL_MIN": LiveKnob("service", "pool_min"),
         "BRINK_DB__EXTRA_LATENCY_S": LiveKnob("service", "db_latency_s"),
         "BRINK_DB__ACQUIRE_TIMEOUT_S": LiveKnob("resilience", "deadlines.db_acquire_s"),
+        "BRINK_EXTERNAL__MAX_CONNECTIONS": LiveKnob("service", "external_pool_size"),
+        "BRINK_EXTERNAL__MAX_KEEPALIVE": LiveKnob("service", "external_keepalive"),
         "BRINK_SLOW_API__BASE_LATENCY_S": LiveKnob("slow_api", "base_latency_s"),
         "BRINK_SLOW_API__JITTER_SIGMA": LiveKnob("slow_api", "jitter_sigma"),
         "BRINK_SLOW_API__CAPACITY": LiveKnob("slow_api", "capacity"),
@@ -53,9 +56,11 @@ LIVE_KNOBS: Mapping[str, LiveKnob] = MappingProxyType(
         "BRINK_RESILIENCE__PRESET": LiveKnob("resilience", "preset"),
     }
 )
-"""Start-up setting → its live knob. Any setting not here (and not under a prefix of
-:data:`LIVE_PREFIXES`) is read once at start-up: ``BRINK_DB__POOL_MIN``,
-``BRINK_EXTERNAL__MAX_CONNECTIONS``, ``BRINK_CPU__ITERATIONS``..."""
+"""Start-up setting → its live knob. The pool and client knobs build a new asyncpg pool or
+external API client with those sizes and swap it in (what is under way finishes on the old
+one). Any setting not here (and not under a prefix of :data:`LIVE_PREFIXES`) is read once at
+start-up: ``BRINK_CPU__ITERATIONS``, ``BRINK_EXTERNAL__URL``, the client's and the pool's
+timeouts (``BRINK_EXTERNAL__READ_TIMEOUT_S``, ``BRINK_DB__CONNECT_TIMEOUT_S``), listeners..."""
 LIVE_PREFIXES: Mapping[str, str] = MappingProxyType({"BRINK_RESILIENCE__": "resilience"})
 """``BRINK_RESILIENCE__<GROUP>__<KNOB>`` is the knob ``group.knob`` of ``/admin/resilience``
 (the service validates the name and the value, and refuses before anything changes)."""

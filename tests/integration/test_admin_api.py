@@ -71,6 +71,9 @@ async def test_the_start_up_state(client: httpx2.AsyncClient) -> None:
         "hot_items": 10,
         "cpu_burn_iterations": 0,
         "pool_size": 5,
+        "pool_min": 1,
+        "external_pool_size": 10,
+        "external_keepalive": 10,
     }
 
 
@@ -86,6 +89,8 @@ async def test_the_start_up_state(client: httpx2.AsyncClient) -> None:
         ("/admin/faults", {"db_latency_s": -1}, "greater than or equal to 0"),
         ("/admin/faults", {"pool_size": 501}, "less than or equal to 500"),
         ("/admin/faults", {"pool_size": None}, "valid integer"),
+        ("/admin/faults", {"external_pool_size": 0}, "greater than or equal to 1"),
+        ("/admin/faults", {"pool_min": 501}, "less than or equal to 500"),
         ("/admin/faults", {"outage": "hang"}, "Extra inputs are not permitted"),
     ],
 )

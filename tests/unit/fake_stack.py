@@ -25,6 +25,9 @@ class FakeStack:
             "hot_items": 10,
             "cpu_burn_iterations": 0,
             "pool_size": 5,
+            "pool_min": 1,
+            "external_pool_size": 10,
+            "external_keepalive": 10,
         }
         self.preset = "fragile"
         self.overrides: dict[str, dict[str, Any]] = {}

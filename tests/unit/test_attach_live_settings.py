@@ -66,8 +66,28 @@ def test_resilience_settings_are_the_knob_of_the_same_name() -> None:
     )
     assert live_knob("BRINK_RESILIENCE__PRESET") == LiveKnob("resilience", "preset")
     assert live_knob("BRINK_RESILIENCE__SHEDDING") is None  # a whole group is no knob
-    assert live_knob("BRINK_EXTERNAL__MAX_CONNECTIONS") is None
-    assert live_knob("BRINK_DB__POOL_MIN") is None
+    assert live_knob("BRINK_CPU__ITERATIONS") is None
+    assert live_knob("BRINK_EXTERNAL__READ_TIMEOUT_S") is None
+
+
+def test_the_pools_sizes_are_the_service_knobs_that_swap_them() -> None:
+    changes = live_changes(
+        {
+            "BRINK_DB__POOL_MAX": "8",
+            "BRINK_DB__POOL_MIN": "8",
+            "BRINK_EXTERNAL__MAX_CONNECTIONS": "5",
+            "BRINK_EXTERNAL__MAX_KEEPALIVE": "5",
+        }
+    )
+    assert changes == {
+        "service": {
+            "pool_size": 8,
+            "pool_min": 8,
+            "external_pool_size": 5,
+            "external_keepalive": 5,
+        }
+    }
+    FaultsUpdate.model_validate(changes["service"])  # a body the service takes
 
 
 def test_settings_become_one_typed_body_per_target() -> None:
@@ -95,32 +115,30 @@ def test_settings_become_one_typed_body_per_target() -> None:
 
 
 def test_a_setting_without_a_live_knob_is_refused_by_name() -> None:
-    settings = {"BRINK_DB__POOL_MAX": "2", "BRINK_EXTERNAL__MAX_CONNECTIONS": "5"}
+    settings = {"BRINK_DB__POOL_MAX": "2", "BRINK_CPU__ITERATIONS": "2000"}
     with pytest.raises(NoLiveKnob) as refused:
         live_changes(settings)
     message = str(refused.value)
-    assert message.startswith("BRINK_EXTERNAL__MAX_CONNECTIONS: read only at start-up")
+    assert message.startswith("BRINK_CPU__ITERATIONS: read only at start-up")
     assert "BRINK_DB__POOL_MAX" not in message
     assert "drop --stack" in message
-    assert "brink up --set EXTERNAL__MAX_CONNECTIONS=5" in message
+    assert "brink up --set CPU__ITERATIONS=2000" in message
     assert isinstance(refused.value, AttachError)
 
 
-def test_which_scenarios_can_run_on_a_running_stack() -> None:
-    live = {name for name in SCENARIOS if _translates(load(name).needs.settings)}
-    assert live == {"average-vs-peak", "tipping-point", "retry-storm", "hidden-pressure-point"}
-    with pytest.raises(NoLiveKnob, match="BRINK_EXTERNAL__MAX_CONNECTIONS"):
-        live_changes(load("metastable").needs.settings)
-    with pytest.raises(NoLiveKnob, match="BRINK_DB__POOL_MIN"):
-        live_changes(load("fragile-vs-resilient").needs.settings)
-
-
-def _translates(settings: Mapping[str, str]) -> bool:
-    try:
-        live_changes(settings)
-    except NoLiveKnob:
-        return False
-    return True
+def test_every_scenario_can_run_on_a_running_stack() -> None:
+    for name in SCENARIOS:
+        changes = live_changes(load(name).needs.settings)
+        FaultsUpdate.model_validate(changes.get("service", {}))
+    assert live_changes(load("metastable").needs.settings)["service"] == {
+        "external_pool_size": 5,
+        "external_keepalive": 5,
+    }
+    assert live_changes(load("fragile-vs-resilient").needs.settings)["service"] == {
+        "pool_size": 8,
+        "pool_min": 8,
+        "db_latency_s": 0.08,
+    }
 
 
 # --- snapshot, set, reset, restore -------------------------------------------------------------
@@ -155,6 +173,20 @@ def test_apply_sets_the_needs_and_restore_puts_back_exactly_what_was_found() -> 
     assert stack.faults["hot_items"] == 20  # untouched
     assert stack.control["base_latency_s"] == 0.05
     assert (stack.preset, stack.overrides) == ("fragile", {})
+    assert live.restore() == []
+    assert stack.state() == found
+
+
+@pytest.mark.parametrize("scenario", ["metastable", "fragile-vs-resilient"])
+def test_a_lessons_pool_sizes_are_set_and_put_back(scenario: str) -> None:
+    stack = _lived_in()
+    stack.faults.update(external_pool_size=20, pool_min=2)  # a room's stack, resized before
+    found = stack.state()
+    live = _live(stack, load(scenario).needs.settings)
+    live.snapshot()
+    live.apply()
+    for knob, value in live.needs["service"].items():
+        assert stack.faults[knob] == value
     assert live.restore() == []
     assert stack.state() == found
 

@@ -79,8 +79,8 @@ def test_a_setting_without_a_live_knob_is_refused_before_looking_for_a_stack(
 ) -> None:
     nowhere = StackChoice("native", tmp_path / "no-brink-up-here")
     with (
-        pytest.raises(AttachError, match="BRINK_DB__POOL_MIN: read only at start-up"),
-        attached(nowhere, {"BRINK_DB__POOL_MIN": "8"}, print),
+        pytest.raises(AttachError, match="BRINK_CPU__ITERATIONS: read only at start-up"),
+        attached(nowhere, {"BRINK_CPU__ITERATIONS": "2000"}, print),
     ):
         pytest.fail("the block must not run")
 

@@ -16,7 +16,10 @@ a reader does and checks it against the code:
 - the fault tables list every knob of the service (``FaultValues``) and the slow API
   (``Knobs``) and nothing else, with their bounds, choices and start values;
 - every port of the README's "What runs where" table is the default everywhere it is set:
-  settings, ``StackConfig``, ``brink up``'s flags and the Compose file's published ports.
+  settings, ``StackConfig``, ``brink up``'s flags and the Compose file's published ports;
+- every relative link leads to a file that exists, and its ``#anchor`` to one of its headings;
+- the README stays a page read in one sitting (at most ``README_MAX_BYTES``), with both
+  quick-start commands on its first screen.
 
 No network and no servers: the only children are the parse-only ones (a few seconds).
 """
@@ -31,7 +34,13 @@ from loadtests.summary import METRICS
 from loadtests.thresholds import Threshold, parse_thresholds_toml
 from tests.docs_reader import (
     FENCE,
+    FIRST_SCREEN_LINES,
+    PORTS_PAGE,
+    QUICK_START,
+    README,
+    README_MAX_BYTES,
     ROOT,
+    SETTINGS_PAGE,
     Command,
     all_doc_commands,
     brink_args,
@@ -41,12 +50,14 @@ from tests.docs_reader import (
     default_problem,
     doc_files,
     expand_names,
+    github_slug,
     is_ours,
     is_script,
     knob_of,
     knob_row_problems,
     knob_sources,
     line_of,
+    link_problems,
     locust_args,
     module_problem,
     parse_in_child,
@@ -151,11 +162,13 @@ def test_every_brink_setting_the_docs_name_exists() -> None:
 
 
 def test_settings_tables_name_real_settings_with_their_defaults() -> None:
-    problems, rows = [], 0
+    problems, rows, on_the_settings_page = [], 0, 0
     for path in doc_files():
         for table in tables(path):
             if table.header[:2] != ["setting", "default"]:
                 continue
+            if path == SETTINGS_PAGE:
+                on_the_settings_page += len(table.rows)
             for where, cells in table.rows:
                 names = expand_names(cells[0])
                 defaults = [d.strip() for d in cells[1].split(" / ")]
@@ -175,7 +188,9 @@ def test_settings_tables_name_real_settings_with_their_defaults() -> None:
                         problems.append(f"{where}: {problem}")
                     rows += 1
     assert not problems, "\n".join(problems)
-    assert rows >= 40  # the README's table; a reader that lost it must not pass
+    # The table of every setting; a reader that lost it must not pass.
+    assert on_the_settings_page >= 40, f"{SETTINGS_PAGE.name} has lost its settings table"
+    assert rows >= on_the_settings_page
 
 
 def _column(header: list[str], *starts: str) -> int | None:
@@ -266,16 +281,14 @@ def test_exit_code_tables_are_the_exit_codes() -> None:
             if documented != {int(code) for code in ExitCode}:
                 problems.append(f"{table.where}: codes {sorted(documented)}, not {list(ExitCode)}")
     assert not problems, "\n".join(problems)
-    assert seen >= 2  # the README's and docs/ci.md's
+    assert seen >= 2  # docs/ramp.md's and docs/ci.md's
 
 
 def test_ports_in_what_runs_where_are_the_defaults() -> None:
     sources = port_sources()
     published = compose_ports()
     problems, seen = [], set()
-    table = next(
-        t for t in tables(ROOT / "README.md") if t.header[:2] == ["what", "default address"]
-    )
+    table = next(t for t in tables(PORTS_PAGE) if t.header[:2] == ["what", "default address"])
     for where, cells in table.rows:
         port = re.search(r"127\.0\.0\.1:(\d+)", cells[1])
         if port is None:
@@ -298,6 +311,28 @@ def test_ports_in_what_runs_where_are_the_defaults() -> None:
     if missing:
         problems.append(f"parts with a port but no row in 'What runs where': {missing}")
     assert not problems, "\n".join(problems)
+
+
+def test_relative_links_lead_to_files_and_headings_that_exist() -> None:
+    problems = [problem for path in doc_files() for problem in link_problems(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_is_short_and_starts_with_the_quick_start() -> None:
+    """One sitting: details live in docs/; ``./scripts/demo`` and ``./scripts/test`` are shell
+    commands on the first screen."""
+    text = README.read_text(encoding="utf-8")
+    size = len(text.encode("utf-8"))  # as wc -c counts
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes: move details to docs/"
+    first_screen = "\n".join(text.splitlines()[:FIRST_SCREEN_LINES])
+    shown = {
+        tuple(argv)
+        for fence in FENCE.finditer(first_screen)
+        if fence.group(1).lower() in {"sh", "bash", "shell"}
+        for argv in shell_commands(fence.group(2))
+    }
+    missing = [command for command in QUICK_START if (command,) not in shown]
+    assert not missing, f"not on the README's first {FIRST_SCREEN_LINES} lines: {missing}"
 
 
 def test_the_reader_catches_drift() -> None:
@@ -328,6 +363,22 @@ def test_the_reader_catches_drift() -> None:
     assert not list(knob_row_problems("resilience", "breaker.enabled", switch, starts))
     assert not list(knob_row_problems("resilience", "adaptive.backoff_ratio", "> 0 to < 1"))
     assert list(path_problems(["cat", "docs/no-such-file.md"]))
+    assert github_slug("`brink ramp`: where does it tip, and why?") == (
+        "brink-ramp-where-does-it-tip-and-why"
+    )
+    assert github_slug("On the room's stack (`--stack`)") == "on-the-rooms-stack---stack"
+    page = ROOT / "docs" / "a-page.md"
+    links = (
+        "# A page\n[ok](faults.md#knobs) [here](#a-page) [web](https://example.org/x.md)\n"
+        "`[in code](nowhere.md)` [gone](no-such-page.md) [no heading](faults.md#no-such)\n"
+        "[self](#no-such-heading) ![picture](img/no-such.png)\n"
+    )
+    assert [p.split(": ", 1)[1] for p in link_problems(page, links)] == [
+        "no-such-page.md: no such file",
+        "faults.md#no-such: no heading #no-such in faults.md",
+        "#no-such-heading: no heading #no-such-heading in a-page.md",
+        "img/no-such.png: no such file",
+    ]
     assert module_problem("benchmarks.no_such_module", []) is not None
     parsed = parse_in_child(
         [("benchmarks.backend", ["--no-such-flag"])],
