@@ -1,24 +1,13 @@
-"""What the benchmark commands share: argparse types and timestamped progress lines."""
+"""What the benchmark commands share: brink's argparse types and timestamped progress lines."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from collections.abc import Callable
 
+from loadtests.arg_types import positive
 
-def positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    """argparse type: a number of ``kind`` above 0."""
-
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its error messages
-    return parse
+__all__ = ["Progress", "positive"]
 
 
 class Progress:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from loadtests.arg_types import positive
 from loadtests.attach.options import add_stack_options, stack_choice
 from loadtests.attach.running_stack import claim, publish, unpublish
 from loadtests.capacity import LOOP_SHARE, predict
@@ -30,6 +31,8 @@ from loadtests.native.stack import ADMIN_TOKEN_ENV, NativeStack, StackConfig, St
 from loadtests.outcome import knee_box_speed, summary_from_report
 from loadtests.pacing import ARRIVALS
 from loadtests.profiles import (
+    DEFAULT_AVERAGE_RPS,
+    DEFAULT_PEAK_RPS,
     PREDICTED_AVERAGE_SHARE,
     PREDICTED_PEAK_SHARE,
     PROFILES,
@@ -286,19 +289,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 # --- brink ramp ----------------------------------------------------------------------------------
 
 
-def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def _share(text: str) -> float:
     """argparse type: a share in (0, 1]."""
     try:
@@ -354,31 +344,31 @@ def _add_ramp(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--average-rps",
-        type=_positive(float),
+        type=positive(float),
         help=f"average load, req/s (default: {PREDICTED_AVERAGE_SHARE:g} x the probe's predicted"
         f" saturation when neither rate is given, else {defaults.average_rps:g})",
     )
     parser.add_argument(
         "--peak-rps",
-        type=_positive(float),
+        type=positive(float),
         help=f"peak load, req/s (default: {PREDICTED_PEAK_SHARE:g} x the predicted saturation"
         f" when neither rate is given, else {defaults.peak_rps:g})",
     )
     parser.add_argument(
         "--step-s",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.step_s,
         help="length of one step, s (%(default)s)",
     )
     parser.add_argument(
         "--slo-ms",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.slo_s * 1000,
         help="latency SLO: slower successes are not goodput (%(default)s)",
     )
     parser.add_argument(
         "--timeout-s",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.timeout_s,
         help="client timeout, s (%(default)s)",
     )
@@ -448,13 +438,13 @@ def _add_ramp(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--rps-cap",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.rps_cap,
         help="hard cap on any stage's rate (%(default)s)",
     )
     parser.add_argument(
         "--duration-cap-s",
-        type=_positive(float),
+        type=positive(float),
         default=defaults.duration_cap_s,
         help="hard cap on the profile's length (%(default)s)",
     )
@@ -593,9 +583,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _add_profiles(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("profiles", help="list the named load profiles")
-    parser.add_argument("--average-rps", type=_positive(float), default=50.0)
-    parser.add_argument("--peak-rps", type=_positive(float), default=100.0)
-    parser.add_argument("--step-s", type=_positive(float), default=20.0)
+    parser.add_argument("--average-rps", type=positive(float), default=DEFAULT_AVERAGE_RPS)
+    parser.add_argument("--peak-rps", type=positive(float), default=DEFAULT_PEAK_RPS)
+    parser.add_argument("--step-s", type=positive(float), default=20.0)
     parser.set_defaults(func=cmd_profiles)
 
 
@@ -638,19 +628,19 @@ def _add_scenario(subparsers: Subparsers) -> None:
         "--quick", action="store_true", help="short stages (CI): rougher figures, same lesson"
     )
     parser.add_argument(
-        "--step-s", type=_positive(float), help="length of one stage, s (default: the scenario's)"
+        "--step-s", type=positive(float), help="length of one stage, s (default: the scenario's)"
     )
     parser.add_argument("--seed", type=int, help="seed of the request mix")
     parser.add_argument(
         "--slo-ms",
-        type=_positive(float),
+        type=positive(float),
         default=500.0,
         help="latency SLO: slower successes are not goodput (%(default)s)",
     )
     _add_workers(parser)
     parser.add_argument(
         "--repeat",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         metavar="N",
         help="run the scenario's trial N times where it repeats one (metastable) (%(default)s)",
@@ -663,7 +653,11 @@ def _add_scenario(subparsers: Subparsers) -> None:
     add_stack_options(parser)
     _add_postgres_durability(parser)
     parser.add_argument(
-        "--out", type=Path, help="where reports go (default runs/<time>-scenario-<name>)"
+        "--run-dir",
+        "--out",  # its first name; kept so older commands still run
+        dest="run_dir",
+        type=Path,
+        help="where reports go (default runs/<time>-scenario-<name>), as for brink ramp",
     )
     parser.set_defaults(func=cmd_scenario)
 
@@ -702,7 +696,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     from loadtests.scenarios.runner import run_scenario  # matplotlib and friends: only now
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (args.out or Path("runs") / f"{stamp}-scenario-{args.name}").absolute()
+    out = (args.run_dir or Path("runs") / f"{stamp}-scenario-{args.name}").absolute()
     with _stop_on_signals():
         try:
             _, code = run_scenario(args.name, options, out)

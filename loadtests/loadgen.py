@@ -42,7 +42,7 @@ from loadtests.ledger import LedgerWriter
 from loadtests.loadgen_metrics import RunnerView, parse_run_labels, serve_metrics
 from loadtests.mix import DEFAULT_WEIGHTS
 from loadtests.pacing import ARRIVALS
-from loadtests.profiles import PROFILES
+from loadtests.profiles import DEFAULT_AVERAGE_RPS, DEFAULT_PEAK_RPS, PROFILES
 from loadtests.run_settings import RunSettings, run_settings
 from loadtests.series import Series
 from loadtests.shapes import ShapeDriver, Tick, rate_per_dispatcher
@@ -85,8 +85,12 @@ def add_options(parser: Any) -> None:
         default="peak",
         help="Named load profile (see `brink profiles`).",
     )
-    parser.add_argument("--average-rps", type=float, default=50.0, help="Average load, req/s.")
-    parser.add_argument("--peak-rps", type=float, default=100.0, help="Peak load, req/s.")
+    parser.add_argument(
+        "--average-rps", type=float, default=DEFAULT_AVERAGE_RPS, help="Average load, req/s."
+    )
+    parser.add_argument(
+        "--peak-rps", type=float, default=DEFAULT_PEAK_RPS, help="Peak load, req/s."
+    )
     parser.add_argument("--step-s", type=float, default=30.0, help="Length of one step, s.")
     parser.add_argument(
         "--slo-ms",

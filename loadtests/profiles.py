@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
 
+DEFAULT_AVERAGE_RPS = 50.0
+DEFAULT_PEAK_RPS = 100.0
+"""The rates a run takes when nothing else sets them: Locust's form, ``brink profiles``, a
+:class:`~loadtests.runner.RampConfig` (``brink ramp`` derives its own from the probe)."""
 DEFAULT_RPS_CAP = 2000.0
 """Hard rate cap: no stage asks for more (dispatchers cost ~1 core at this rate)."""
 DEFAULT_DURATION_CAP_S = 1800.0

@@ -24,7 +24,13 @@ from loadtests.box_speed import BoxSpeed, cpu_speeds
 from loadtests.ledger import LEDGER_GLOB
 from loadtests.locustfiles import BRINK_LOCUSTFILE
 from loadtests.native.process import ManagedProcess, free_port
-from loadtests.profiles import Profile, ProfileParams, build_profile
+from loadtests.profiles import (
+    DEFAULT_AVERAGE_RPS,
+    DEFAULT_PEAK_RPS,
+    Profile,
+    ProfileParams,
+    build_profile,
+)
 from loadtests.samples import StageSample
 from loadtests.scrape import Scrape, Scraper, server_window
 from loadtests.series import Series, window
@@ -36,8 +42,8 @@ class RampConfig:
     """What to run: the profile, its rates, the SLO and the generator's limits."""
 
     profile: str = "peak"
-    average_rps: float = 50.0
-    peak_rps: float = 100.0
+    average_rps: float = DEFAULT_AVERAGE_RPS
+    peak_rps: float = DEFAULT_PEAK_RPS
     step_s: float = 20.0
     slo_s: float = 0.5
     timeout_s: float = 10.0

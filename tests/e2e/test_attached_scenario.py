@@ -94,7 +94,7 @@ class Stack:
 def _scenario(up_dir: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "loadtests", "scenario", SCENARIO, "--quick",
             "--step-s", STEP_S, "--seed", "1", "--stack", "native", "--stack-dir", str(up_dir),
-            "--out", str(out)]  # fmt: skip
+            "--run-dir", str(out)]  # fmt: skip
     with log.open("wb") as stderr:
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
 

@@ -23,7 +23,7 @@ def test_resilient_keeps_serving_where_fragile_collapses(tmp_path: Path) -> None
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "loadtests", "scenario", "fragile-vs-resilient", "--quick",
-         "--seed", "1", "--out", str(run_dir)],
+         "--seed", "1", "--run-dir", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=170,

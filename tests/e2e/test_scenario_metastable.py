@@ -26,7 +26,7 @@ def test_fragile_stays_stuck_where_resilient_recovers(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "loadtests", "scenario", "metastable", "--quick", "--seed", "1",
-         "--out", str(run_dir)],
+         "--run-dir", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=170,

@@ -162,7 +162,7 @@ def test_scenario_defaults() -> None:
     assert args.func is cmd_scenario
     assert args.name == "tipping-point"
     assert options == ScenarioOptions()
-    assert args.out is None
+    assert args.run_dir is None
     assert not args.list
 
 
@@ -171,7 +171,7 @@ def test_scenario_flags_reach_the_options(tmp_path: Path) -> None:
         "scenario", "metastable", "--quick", "--step-s", "7.5", "--seed", "3",
         "--slo-ms", "250", "--workers", "2", "--repeat", "5",
         "--set", "DB__POOL_MAX=4", "--set", "BRINK_DB__EXTRA_LATENCY_S=0.05",
-        "--out", str(tmp_path / "run"),
+        "--run-dir", str(tmp_path / "run"),
     )  # fmt: skip
     options = scenario_options(args)
 
@@ -184,7 +184,7 @@ def test_scenario_flags_reach_the_options(tmp_path: Path) -> None:
         repeat=5,
         settings={"BRINK_DB__POOL_MAX": "4", "BRINK_DB__EXTRA_LATENCY_S": "0.05"},
     )
-    assert args.out == tmp_path / "run"
+    assert args.run_dir == tmp_path / "run"
 
 
 @pytest.mark.parametrize(
@@ -213,4 +213,17 @@ def test_scenario_help_lists_the_six_scenarios(capsys: pytest.CaptureFixture[str
     for flag in ("--list", "--quick", "--step-s", "--seed", "--slo-ms", "--workers", "--repeat"):
         assert flag in out
     assert "--set" in out
-    assert "--out" in out
+    assert "--run-dir" in out
+
+
+def test_ramp_and_scenario_name_the_same_options_alike() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    shared = ("--run-dir", "--set", "--stack", "--stack-dir", "--seed", "--slo-ms", "--workers",
+              "--non-durable-postgres")  # fmt: skip
+    for name in ("ramp", "scenario"):
+        flags = set(commands[name]._option_string_actions)
+        assert set(shared) <= flags, (name, set(shared) - flags)
+    # the scenario's old name for its run folder still parses, to the same place
+    old = parser.parse_args(["scenario", "tipping-point", "--out", "x"])
+    assert old.run_dir == Path("x")

@@ -126,7 +126,7 @@ def test_scenario_refuses_a_missing_or_unknown_name_before_starting_anything(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert main(["scenario", *argv, "--out", str(out)]) == ExitCode.USAGE
+    assert main(["scenario", *argv, "--run-dir", str(out)]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert message in err
     assert "fragile-vs-resilient" in err
