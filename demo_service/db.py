@@ -57,6 +57,16 @@ class PoolExhausted(DeadlineExceeded):
         self.timeout_s = timeout_s
 
 
+class PoolUnreachable(RuntimeError):
+    """Postgres could not be reached to open a pool: the service stops with it at start-up, a
+    live resize answers 503 and keeps the pool it has."""
+
+
+class PoolRefused(RuntimeError):
+    """Postgres would not open that many connections (its own ``max_connections``): the
+    service stops with it at start-up, a live resize answers 409 and keeps the pool it has."""
+
+
 def redact_dsn(dsn: str) -> str:
     """The DSN without its password, for messages."""
     scheme, sep, rest = dsn.partition("://")
@@ -75,8 +85,13 @@ async def _create_pool(settings: DatabaseSettings, max_size: int, min_size: int)
             max_size=max_size,
             timeout=settings.connect_timeout_s,
         )
+    except asyncpg.TooManyConnectionsError as exc:
+        raise PoolRefused(
+            f"Postgres refused a pool opening {min(min_size, max_size)} connections up front"
+            f" (of at most {max_size}): {exc}"
+        ) from exc
     except UNAVAILABLE_ERRORS as exc:
-        raise RuntimeError(
+        raise PoolUnreachable(
             f"cannot reach Postgres at BRINK_DB__DSN={redact_dsn(settings.dsn)}: {exc!r}"
         ) from exc
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from demo_service.db import UNAVAILABLE_ERRORS, PoolExhausted
+from demo_service.db import UNAVAILABLE_ERRORS, PoolExhausted, PoolRefused, PoolUnreachable
 from demo_service.external import ExternalError
 from demo_service.orders import ItemNotFound, KeyReused, OutOfStock
 from demo_service.resilience.breaker import BreakerOpen
@@ -84,3 +84,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ItemNotFound, _status(404))
     app.add_exception_handler(OutOfStock, _status(409))
     app.add_exception_handler(KeyReused, _status(409))
+    # A live pool resize: Postgres refused that many connections, or could not be reached.
+    app.add_exception_handler(PoolRefused, _status(409))
+    app.add_exception_handler(PoolUnreachable, _database_unavailable)

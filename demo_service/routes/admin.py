@@ -56,6 +56,12 @@ def _refused(exc: ValidationError) -> RequestValidationError:
     )
 
 
+_RESIZE = {
+    409: "Postgres refused the connections a new pool size or floor asks for: nothing changed.",
+    503: "Postgres could not be reached to open the new pool: nothing changed.",
+}
+
+
 def admin_router(token: SecretStr) -> APIRouter:
     """The admin routes, behind ``Authorization: Bearer <token>``."""
     router = APIRouter(
@@ -90,12 +96,12 @@ def admin_router(token: SecretStr) -> APIRouter:
         """The fault knobs in force."""
         return services.faults.values
 
-    @router.put("/faults", responses=declared(*BODY_ERRORS, 503))
+    @router.put("/faults", responses=declared(*BODY_ERRORS, 409, 503, descriptions=_RESIZE))
     async def put_faults(update: FaultsUpdate, services: ServicesDep) -> FaultValues:
         """Change any subset of the knobs; new pool sizes swap in a new pool or client first."""
         return await services.faults.apply(update.changes(), services.db, services.external)
 
-    @router.post("/faults/reset", responses=declared(503))
+    @router.post("/faults/reset", responses=declared(409, 503, descriptions=_RESIZE))
     async def reset_faults(services: ServicesDep) -> FaultValues:
         """Every knob back to its start-up value."""
         return await services.faults.reset(services.db, services.external)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,12 +20,38 @@ class ProcessFailed(RuntimeError):
     """A managed process exited or never became ready; the message carries its log tail."""
 
 
+SERVER_PORTS = range(20_000, 32_768)
+"""Where :func:`free_port` looks: below the ephemeral ports Linux (32768-60999) and macOS
+(49152-65535) give outgoing connections. A port the kernel picked for us (``bind(host, 0)``)
+comes from that same range, so between our check and the server's own bind a busy load
+generator's next connection, or another test process's ``bind(0)``, can take it."""
+_LINUX_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port nobody listens on now, for a server to bind next: random, below the
+    ephemeral range (:data:`SERVER_PORTS`), never one this process handed out before."""
+    ports = _server_ports()
+    for _ in range(100):
+        port = random.choice(ports)
+        if port not in _handed_out and port_is_free(port, host):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: the kernel's
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def _server_ports() -> range:
+    """:data:`SERVER_PORTS`, cut below this Linux's ephemeral range if it starts lower."""
+    try:
+        ephemeral_low = int(_LINUX_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return SERVER_PORTS
+    top = min(SERVER_PORTS.stop, ephemeral_low)
+    return range(SERVER_PORTS.start, top) if top - SERVER_PORTS.start >= 1_000 else SERVER_PORTS
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -455,7 +455,7 @@ def test_the_overview_renders_to_png(run: Run) -> None:
             sys.executable, "-m", "dashboards.render",
             "--prometheus", run.api.url,
             "--start", f"{run.start:.3f}", "--end", f"{run.ramp_end:.3f}",
-            "--run-dir", str(out),
+            "--out", str(out),
         ],
         capture_output=True,
         text=True,

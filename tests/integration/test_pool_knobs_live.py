@@ -205,3 +205,24 @@ async def test_the_pool_floor_opens_its_connections_and_the_old_pool_closes(
         assert (await client.get("/items/3")).status_code == 200
     reset = await client.post("/admin/faults/reset", headers=AUTH)
     assert (reset.json()["pool_min"], reset.json()["pool_size"]) == (1, 5)
+
+
+async def test_a_floor_postgres_refuses_is_a_409_and_changes_nothing(
+    client: httpx2.AsyncClient, service: Served, postgres: PrivatePostgres
+) -> None:
+    # The private Postgres allows 200 connections: a floor of 300 cannot open.
+    before = (await client.get("/admin/faults", headers=AUTH)).json()
+    refused = await client.put("/admin/faults", json={"pool_size": 456, "pool_min": 300},
+                               headers=AUTH)  # fmt: skip
+    assert refused.status_code == 409, refused.text
+    assert "Postgres refused a pool opening 300 connections" in refused.json()["detail"]
+    assert (await client.get("/admin/faults", headers=AUTH)).json() == before
+    assert await _metric(client, "/metrics", "brink_db_pool_max") == before["pool_size"]
+
+    pool_size: int = before["pool_size"]
+
+    async def no_leftover_connections() -> bool:
+        return _established(service.process.pid, postgres.port) <= pool_size
+
+    await eventually(no_leftover_connections, timeout_s=10, what="the refused pool's connections")
+    assert (await client.get("/items/3")).status_code == 200
