@@ -7,7 +7,9 @@ reads extra scrape targets from. A file whose PIDs are gone (a ``brink up`` kill
 is stale, and refused.
 
 The Compose lab is described by its own files: the loopback ports ``docker-compose.yml``
-publishes and the Postgres password and admin token of ``.env`` (:func:`find_compose`).
+publishes, the Postgres password and admin token of ``.env``, and the host folder its
+Prometheus reads run target files from, with the name by which that container reaches this
+machine (:func:`find_compose`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,15 @@ COMPOSE_LISTENERS: Mapping[str, tuple[str, int, str]] = {
 """URL name → (Compose service, port inside its container, path). The host side of each port
 is read from the Compose file, never repeated here."""
 COMPOSE_POSTGRES = ("postgres", 5432)
+COMPOSE_RUN_TARGETS = ("prometheus", "/etc/prometheus-runs")
+"""(Compose service, folder inside its container) of the run job's target files
+(``dashboards/prometheus/prometheus.yml``); the host folder mounted there is read from the
+Compose file. Not under ``/etc/prometheus``: that mount is read-only, and Docker could not
+create a mount point inside it."""
+HOST_GATEWAY = "host-gateway"
+"""The ``extra_hosts`` value Docker replaces with the host's address as containers see it."""
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+_EXTRA_HOST = re.compile(r"\s*([^=:\s]+)\s*[=:]\s*(.*?)\s*")
 
 Kind = Literal["native", "compose"]
 
@@ -72,7 +82,12 @@ class RunningStack:
     durable_postgres: bool | None = None
     """A COMMIT waits for its WAL flush; None: not known."""
     prometheus_targets_dir: Path | None = None
-    """Native: the folder whose ``*.json`` target files ``brink up``'s Prometheus scrapes."""
+    """The folder whose ``*.json`` target files the stack's Prometheus scrapes: natively in
+    ``brink up``'s run dir; under Compose the host side of the Prometheus container's mount."""
+    host_from_prometheus: str | None = None
+    """Compose: the name the stack's Prometheus reaches this machine by (the Compose file's
+    ``host-gateway`` entry, ``host.docker.internal``): target files list it instead of
+    127.0.0.1. None: the stack's Prometheus shares this machine's loopback."""
     compose_project: str | None = None
     env_file: Path | None = None
     """Compose: the ``.env`` that holds the lab's admin token."""
@@ -219,10 +234,13 @@ def find_compose(root: Path, environ: Mapping[str, str] = os.environ) -> Running
     dsn = _compose_dsn(postgres, variables)
     if dsn is not None:
         urls["postgres"] = dsn
+    targets_dir, host = _run_targets(services.get(COMPOSE_RUN_TARGETS[0]) or {}, root, variables)
     return RunningStack(
         kind="compose",
         urls=urls,
         durable_postgres=not _non_durable(postgres),
+        prometheus_targets_dir=targets_dir,
+        host_from_prometheus=host,
         compose_project=compose.get("name") or environ.get("COMPOSE_PROJECT_NAME") or root.name,
         env_file=env_path if env_path.exists() else None,
     )
@@ -280,6 +298,47 @@ def _published(service: Mapping[str, Any], port: int, variables: Mapping[str, st
             published, target = parts[-2], parts[-1]
         if target == str(port) and published.isdigit():
             return f"{host or '127.0.0.1'}:{published}"
+    return None
+
+
+def _run_targets(
+    prometheus: Mapping[str, Any], root: Path, variables: Mapping[str, str]
+) -> tuple[Path, str] | tuple[None, None]:
+    """The host folder mounted on the Prometheus container's run-targets folder, and the name
+    that container reaches this machine by; (None, None) unless the Compose file has both."""
+    source = _bind_source(prometheus, COMPOSE_RUN_TARGETS[1], variables)
+    host = _gateway_name(prometheus)
+    if source is None or host is None:
+        return None, None
+    return root / Path(source).expanduser(), host
+
+
+def _bind_source(
+    service: Mapping[str, Any], target: str, variables: Mapping[str, str]
+) -> str | None:
+    """The host path ``service`` bind-mounts on ``target`` (as written: maybe relative)."""
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, Mapping):  # the long syntax
+            if entry.get("type") == "bind" and entry.get("target") == target:
+                return _interpolate(str(entry.get("source", "")), variables) or None
+        else:  # SOURCE:TARGET[:MODE]
+            parts = _interpolate(str(entry), variables).split(":")
+            if len(parts) >= 2 and parts[1] == target and parts[0]:
+                return parts[0]
+    return None
+
+
+def _gateway_name(service: Mapping[str, Any]) -> str | None:
+    """The ``extra_hosts`` name ``service`` maps to Docker's ``host-gateway``, or None."""
+    extra_hosts = service.get("extra_hosts") or []
+    if isinstance(extra_hosts, Mapping):
+        lines = [f"{name}={value}" for name, value in extra_hosts.items()]
+    else:  # "name:address"; Compose v2 also takes "name=address"
+        lines = [str(line) for line in extra_hosts]
+    for line in lines:
+        entry = _EXTRA_HOST.fullmatch(line)
+        if entry is not None and entry.group(2) == HOST_GATEWAY:
+            return entry.group(1)
     return None
 
 

@@ -70,12 +70,15 @@ class Attached:
         return f"{self.stack.kind} stack (attached)"
 
     def expose(self, address: str, labels: Mapping[str, str]) -> AbstractContextManager[object]:
-        """Have the stack's Prometheus scrape the generator on ``address`` while in the block
-        (a ``brink up`` with Prometheus only; otherwise nothing to do)."""
+        """Have the stack's Prometheus scrape the generator on ``address`` while in the block:
+        a ``brink up`` with Prometheus, or the Compose lab, whose Prometheus is told this
+        machine's name as its container sees it. Nothing to do without a targets folder, or
+        with one this process cannot write (one Docker created, owned by root): the run goes
+        on, its generator unseen, as on a stack without Prometheus."""
         folder = self.stack.prometheus_targets_dir
-        if folder is None or not folder.is_dir():
+        if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
             return nullcontext()
-        return scraped_while_running(folder, address, labels)
+        return scraped_while_running(folder, address, labels, host=self.stack.host_from_prometheus)
 
 
 @contextmanager

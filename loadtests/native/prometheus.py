@@ -9,12 +9,13 @@ targets only after a 5 s throttle. ``wait_first_scrape()`` waits for every targe
 counters are seen from their first value (``rate()`` needs the sample before an increase).
 ``start()`` does not call it: it would delay ``brink up``'s ready banner by those ~5 s.
 
-Besides the fixed jobs, a ``file_sd`` job (:data:`RUN_JOB`) scrapes every target listed in
-``<run dir>/targets/*.json``: the load generator of a ramp or scenario attached to this stack
+Besides the fixed jobs, a ``file_sd`` job (:func:`run_targets_job`) scrapes every target listed
+in ``<run dir>/targets/*.json``: the load generator of a ramp or scenario attached to this stack
 (:mod:`loadtests.attach.generator_targets`) writes its own file there while it runs. Its series
 get ``job="locust"``, so every dashboard and rule that reads the load generator shows the run,
-with the file's ``scenario`` and ``phase`` labels. The Compose lab has no such job: its
-Prometheus runs in a container and cannot reach a generator listening on the host's loopback.
+with the file's ``scenario`` and ``phase`` labels. The Compose lab's Prometheus has the same job
+(a test keeps the two equal), reading a folder of this checkout that Compose mounts into its
+container.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode, urlsplit
@@ -101,7 +102,7 @@ def native_config(
         for job, target in sorted(targets.items())
     ]
     if targets_dir is not None:
-        jobs.append(run_targets_job(targets_dir))
+        jobs.append(run_targets_job(targets_dir.resolve()))
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -113,18 +114,20 @@ def native_config(
     }
 
 
-def run_targets_job(targets_dir: Path) -> dict[str, Any]:
-    """The ``file_sd`` job that scrapes attached runs' load generators as ``job="locust"``.
+def run_targets_job(targets_dir: PurePath) -> dict[str, Any]:
+    """The ``file_sd`` job that scrapes attached runs' load generators as ``job="locust"``;
+    ``targets_dir`` as the Prometheus that reads it sees it (natively an absolute host path;
+    under Compose the folder inside its container, which ``prometheus.yml`` repeats).
 
     ``honor_labels``: the generator's own ``brink_loadgen_run_info{scenario, phase}`` keeps its
     labels instead of becoming ``exported_scenario`` beside the target file's equal ones.
+    ``refresh_interval``: the files are also re-read every 5 s, not only on file-change events
+    (whether those cross a container's bind mount is up to the Docker installation).
     """
     return {
         "job_name": RUN_JOB,
         "honor_labels": True,
-        "file_sd_configs": [
-            {"files": [str(targets_dir.resolve() / "*.json")], "refresh_interval": "5s"}
-        ],
+        "file_sd_configs": [{"files": [str(targets_dir / "*.json")], "refresh_interval": "5s"}],
         "relabel_configs": [{"target_label": "job", "replacement": "locust"}],
     }
 

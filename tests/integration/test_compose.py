@@ -2,8 +2,9 @@
 
 Schema and ``docker compose config`` first, then what neither checks: healthchecks behind every
 ``service_healthy``, ports on 127.0.0.1 only, pinned images, real ``BRINK_*`` settings, a non-root
-Dockerfile, mounted files, Locust command lines, and agreement with Prometheus' targets; then what
-makes the stack trustworthy on a laptop: the project name faults look for, brink's image rebuilt
+Dockerfile, mounted files, Locust command lines, and agreement with Prometheus' targets (the
+run-targets folder and the host's name in its container included); then what makes the stack
+trustworthy on a laptop: the project name faults look for, brink's image rebuilt
 on every ``up`` from the lock, restart policies, and a durable Postgres.
 """
 
@@ -32,7 +33,9 @@ from demo_service.settings import (
     SettingsError,
     load_settings,
 )
+from loadtests.attach.running_stack import COMPOSE_RUN_TARGETS, HOST_GATEWAY
 from loadtests.native.postgres import NON_DURABLE_SETTINGS
+from loadtests.native.prometheus import RUN_JOB
 
 pytestmark = pytest.mark.integration
 
@@ -370,6 +373,40 @@ def test_prometheus_targets_are_compose_services(services: dict[str, dict[str, A
         exposed = {str(port) for port in services[host].get("expose", [])}
         ports = {p for _, p in _published(services[host])} | exposed
         assert port in ports, f"Prometheus scrapes {target}, {host} listens on {sorted(ports)}"
+
+
+def test_prometheus_reads_run_targets_from_a_folder_the_repo_ships(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The host folder runs write their target files into is mounted (read-only) where the run
+    job of prometheus.yml looks. The repo ships it: a folder Docker creates is root's, and a
+    run could not write there."""
+    service, mount = COMPOSE_RUN_TARGETS
+    prometheus = services[service]
+    (source,) = [source for source, target in _binds(prometheus) if target == mount]
+    assert any(
+        volume.split(":")[1:] == [mount, "ro"]
+        for volume in prometheus["volumes"]
+        if isinstance(volume, str)
+    ), f"{mount}: mount it read-only"
+    folder = ROOT / source
+    assert (folder / ".keep").is_file(), f"{source} must ship (with its .keep)"
+    ignored = _run("git", "check-ignore", "-q", str(folder / "generator-1-2.json"))
+    kept = _run("git", "check-ignore", "-q", str(folder / ".keep"))
+    if kept.returncode > 1:
+        pytest.skip(f"not a git checkout: {kept.stderr.strip()}")
+    assert (ignored.returncode, kept.returncode) == (0, 1), "ignore the files, ship the .keep"
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == RUN_JOB]
+    assert job["file_sd_configs"][0]["files"] == [f"{mount}/*.json"]
+
+
+def test_prometheus_reaches_the_host_by_its_gateway_name(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Docker Desktop resolves host.docker.internal on its own; Linux needs the entry."""
+    extra_hosts = services[COMPOSE_RUN_TARGETS[0]].get("extra_hosts")
+    assert extra_hosts == [f"host.docker.internal:{HOST_GATEWAY}"]
 
 
 def test_custom_queries_match_the_native_exporter(services: dict[str, dict[str, Any]]) -> None:

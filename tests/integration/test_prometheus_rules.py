@@ -1,22 +1,40 @@
-"""The Prometheus config, recording and alert rules: promtool's checks and unit tests pass."""
+"""The Prometheus config, recording and alert rules: promtool's checks and unit tests pass.
+
+The Compose config is checked twice: as it is (its rules are relative to it), and as its
+container reads it, the Compose file's mounts mapped to folders here and a run's target file in
+the run job's folder (promtool checks every ``file_sd`` file it finds). The native config is
+checked with a native run's target file. Both configs have the same jobs, the run job equal."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
+import yaml
 
-from loadtests.native.prometheus import JOBS, NativePrometheus, native_config
+from loadtests.attach.generator_targets import scraped_while_running
+from loadtests.attach.running_stack import COMPOSE_RUN_TARGETS, find_compose
+from loadtests.native.prometheus import (
+    JOBS,
+    RUN_JOB,
+    NativePrometheus,
+    native_config,
+    run_targets_job,
+)
 
 pytestmark = pytest.mark.integration
 
-PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "dashboards" / "prometheus"
+ROOT = Path(__file__).resolve().parents[2]
+PROMETHEUS_DIR = ROOT / "dashboards" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+LABELS = {"scenario": "tipping-point", "phase": "ramp"}
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +64,56 @@ def test_compose_config_is_valid(promtool: str) -> None:
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
 
 
+def _in_container(config: dict[str, Any], mounts: dict[str, Path], config_dir: str) -> Any:
+    """``config`` with every path the container reads (rule files, ``file_sd`` files) mapped
+    through ``mounts`` (container folder -> folder here); a path in no mount fails."""
+
+    def here(path: str) -> str:
+        path = posixpath.join(config_dir, path)  # relative paths: to the config file's folder
+        for target, source in sorted(mounts.items(), key=lambda mount: -len(mount[0])):
+            if path == target or path.startswith(target + "/"):
+                return str(source) + path.removeprefix(target)
+        raise AssertionError(f"the Compose Prometheus reads {path}, which no mount provides")
+
+    jobs = []
+    for job in config["scrape_configs"]:
+        sds = [
+            {**sd, "files": [here(f) for f in sd["files"]]} for sd in job.get("file_sd_configs", [])
+        ]
+        jobs.append({**job, "file_sd_configs": sds} if sds else job)
+    return {**config, "rule_files": [here(r) for r in config["rule_files"]], "scrape_configs": jobs}
+
+
+def test_compose_config_is_valid_as_its_container_reads_it(promtool: str, tmp_path: Path) -> None:
+    """docker-compose.yml's mounts and --config.file, the run-targets folder swapped for an
+    empty one here, holding the file a ``--stack compose`` run writes."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    service = compose["services"][COMPOSE_RUN_TARGETS[0]]
+    mounts = {target: ROOT / source for source, target, *_ in
+              (volume.split(":") for volume in service["volumes"])}  # fmt: skip
+    runs = mounts[COMPOSE_RUN_TARGETS[1]] = tmp_path / "runs"
+    runs.mkdir()
+    (config_file,) = [a.split("=", 1)[1] for a in service["command"] if "--config.file=" in a]
+    config_dir = posixpath.dirname(config_file)
+    config = yaml.safe_load((mounts[config_dir] / posixpath.basename(config_file)).read_text())
+    rendered = tmp_path / "prometheus.yml"
+    rendered.write_text(yaml.safe_dump(_in_container(config, mounts, config_dir)))
+    host = find_compose(ROOT, environ={}).host_from_prometheus
+    with scraped_while_running(runs, "127.0.0.1:40001", LABELS, host=host) as listed:
+        assert "host.docker.internal:40001" in listed.read_text()
+        output = _run(promtool, "check", "config", rendered)
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
+    assert "WARNING" not in output  # e.g. no file_sd file found: then promtool checked none
+
+
 def test_native_config_is_valid(promtool: str, tmp_path: Path) -> None:
     targets = {job: f"127.0.0.1:{9000 + i}" for i, job in enumerate(sorted(JOBS))}
-    path = NativePrometheus(9090, targets, tmp_path).write_config()
-    output = _run(promtool, "check", "config", path)
+    prometheus = NativePrometheus(9090, targets, tmp_path)
+    path = prometheus.write_config()
+    with scraped_while_running(prometheus.targets_dir, "127.0.0.1:40001", LABELS):
+        output = _run(promtool, "check", "config", path)
     assert f"SUCCESS: {len(RULE_FILES)} rule files found" in output
+    assert "WARNING" not in output
 
 
 def test_rules_are_valid(promtool: str) -> None:
@@ -89,10 +152,15 @@ def test_every_recording_window_is_the_same() -> None:
     assert windows == {"10s"}
 
 
-def test_native_config_matches_the_compose_config() -> None:
-    compose = CONFIG.read_text()
-    native = native_config({})
-    for key, value in native["global"].items():
-        assert re.search(rf"^\s+{key}: {value}$", compose, re.M), f"{key} differs from {value}"
-    assert set(re.findall(r"job_name: (\S+)", compose)) == JOBS
+def test_native_config_matches_the_compose_config(tmp_path: Path) -> None:
+    """Same global settings, rule files, job names, and the same run job (brink-runs) but for
+    where its files are: natively in the run dir, under Compose the container's mount."""
+    compose = yaml.safe_load(CONFIG.read_text())
+    native = native_config({}, targets_dir=tmp_path)
+    assert compose["global"] == native["global"]
     assert native["rule_files"] == [str(PROMETHEUS_DIR.resolve() / "rules" / "*.yml")]
+    assert compose["rule_files"] == ["rules/*.yml"]
+    jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
+    assert set(jobs) == JOBS | {RUN_JOB}
+    assert native["scrape_configs"] == [run_targets_job(tmp_path.resolve())]
+    assert jobs[RUN_JOB] == run_targets_job(PurePosixPath(COMPOSE_RUN_TARGETS[1]))

@@ -1,5 +1,6 @@
 """Finding a running stack: ``brink up``'s stack.json (fresh, missing, stale, someone else's)
-and the Compose lab's files (published ports, .env), and where the admin token comes from."""
+and the Compose lab's files (published ports, .env, the folder its Prometheus reads run targets
+from and the host's name in its container), and where the admin token comes from."""
 
 from __future__ import annotations
 
@@ -159,6 +160,53 @@ def test_the_labs_own_compose_file_describes_its_loopback_ports() -> None:
     assert stack.durable_postgres is True
     assert stack.compose_project == "brink"
     assert admin_token(stack, environ={})  # .env holds the lab's token
+    assert stack.prometheus_targets_dir == ROOT / "docker" / "prometheus-targets"
+    assert stack.prometheus_targets_dir.is_dir()  # shipped: Docker would create it as root
+    assert stack.host_from_prometheus == "host.docker.internal"
+
+
+RUN_TARGETS_SYNTAXES = {
+    "short": """
+    volumes: ["./conf:/etc/prometheus:ro", "${RUNS:-./runs}:/etc/prometheus-runs:ro"]
+    extra_hosts: ["host.docker.internal:host-gateway"]
+""",
+    "long": """
+    volumes:
+      - {type: bind, source: ./runs, target: /etc/prometheus-runs, read_only: true}
+    extra_hosts: {host.docker.internal: host-gateway}
+""",
+    "equals": """
+    volumes: ["./runs:/etc/prometheus-runs"]
+    extra_hosts: ["other:10.0.0.1", "host.docker.internal=host-gateway"]
+""",
+}
+
+
+@pytest.mark.parametrize("syntax", sorted(RUN_TARGETS_SYNTAXES))
+def test_compose_run_targets_are_the_prometheus_mount_and_the_host_gateway_name(
+    tmp_path: Path, syntax: str
+) -> None:
+    prometheus = "  prometheus:" + RUN_TARGETS_SYNTAXES[syntax]
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE + prometheus)
+    stack = find_compose(tmp_path, environ={"POSTGRES_PASSWORD": "pw"})
+    assert stack.prometheus_targets_dir == tmp_path / "runs"
+    assert stack.host_from_prometheus == "host.docker.internal"
+
+
+@pytest.mark.parametrize(
+    "prometheus",
+    [
+        "",  # no Prometheus at all
+        '    volumes: ["./runs:/etc/prometheus-runs:ro"]\n',  # no way back to the host
+        '    extra_hosts: ["host.docker.internal:host-gateway"]\n',  # no folder
+        '    volumes: ["./runs:/elsewhere:ro"]\n'
+        '    extra_hosts: ["host.docker.internal:host-gateway"]\n',
+    ],
+)
+def test_without_both_the_compose_run_gets_no_target_file(tmp_path: Path, prometheus: str) -> None:
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE + "  prometheus:\n" + prometheus)
+    stack = find_compose(tmp_path, environ={"POSTGRES_PASSWORD": "pw"})
+    assert (stack.prometheus_targets_dir, stack.host_from_prometheus) == (None, None)
 
 
 def test_a_compose_file_without_the_service_is_refused(tmp_path: Path) -> None:
