@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from typing import Any
 from loadtests.attach.running_stack import AttachError, RunningStack
 from loadtests.faults.docker_faults import DockerProcessFaults
 from loadtests.faults.injector import FaultError
-from loadtests.faults.native import DUTY_PERIOD_S, DutyCycle
+from loadtests.faults.native import DUTY_PERIOD_S, SignalledParts
 from loadtests.faults.spec import FaultSchedule
 from loadtests.native._binaries import signal_each, working_in
 
@@ -70,27 +68,12 @@ def docker_faults(stack: RunningStack) -> DockerProcessFaults:
     return DockerProcessFaults(client, stack.compose_project or "brink")
 
 
-class PidProcessFaults:
+class PidProcessFaults(SignalledParts):
     """:class:`~loadtests.faults.injector.ProcessFaults` on ``brink up``'s processes, by PID."""
 
     def __init__(self, stack: RunningStack, *, duty_period_s: float = DUTY_PERIOD_S) -> None:
+        super().__init__(duty_period_s)
         self.stack = stack
-        self._duty_period_s = duty_period_s
-        self._lock = threading.Lock()
-        self._paused: set[str] = set()
-        self._throttles: dict[str, DutyCycle] = {}
-
-    def pause(self, part: str) -> None:
-        send = self._sender(part)
-        with self._lock:
-            self._paused.add(part)
-            send(signal.SIGSTOP)
-
-    def resume(self, part: str) -> None:
-        send = self._sender(part)
-        with self._lock:
-            self._paused.discard(part)
-            send(signal.SIGCONT)
 
     def restart(self, part: str) -> None:
         raise FaultError(refusal(part, "restart"))
@@ -101,25 +84,7 @@ class PidProcessFaults:
     def kill_backend(self, part: str) -> float:
         raise FaultError(refusal(part, "kill_backend"))
 
-    def throttle_cpu(self, part: str, cpus: float | None) -> None:
-        send = self._sender(part)
-        old = self._throttles.pop(part, None)
-        if old is not None:
-            old.stop()
-        if cpus is None or cpus >= 1:
-            return
-        held = lambda: part in self._paused  # noqa: E731
-        self._throttles[part] = DutyCycle(send, cpus, held, self._lock, self._duty_period_s).start()
-
-    def close(self) -> None:
-        """Stop every throttle and continue every paused part: the stack as it was."""
-        for part in list(self._throttles):
-            self.throttle_cpu(part, None)
-        for part in sorted(self._paused):
-            self.resume(part)
-
     def _sender(self, part: str) -> Callable[[int], None]:
-        """How to signal every process of ``part``; ValueError for an unknown part."""
         name = PART_PROCESSES.get(part)
         pid = self.stack.pids.get(name or "")
         if pid is None:

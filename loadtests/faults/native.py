@@ -83,7 +83,61 @@ class DutyCycle:
                 self._send(signum)
 
 
-class NativeProcessFaults:
+class SignalledParts:
+    """Pause, resume and CPU throttles by signals to a part's processes, undone by :meth:`close`.
+
+    Subclasses say how to signal every process of a part (:meth:`_sender`): the processes a
+    :class:`NativeStack` started here, or those a running ``brink up`` names by PID
+    (:class:`~loadtests.attach.process_faults.PidProcessFaults`).
+    """
+
+    def __init__(self, duty_period_s: float = DUTY_PERIOD_S) -> None:
+        self._duty_period_s = duty_period_s
+        self._lock = threading.Lock()
+        self._paused: set[str] = set()
+        self._throttles: dict[str, DutyCycle] = {}
+
+    def pause(self, part: str) -> None:
+        send = self._sender(part)
+        with self._lock:
+            self._paused.add(part)
+            send(signal.SIGSTOP)
+
+    def resume(self, part: str) -> None:
+        send = self._sender(part)
+        with self._lock:
+            self._paused.discard(part)
+            send(signal.SIGCONT)
+
+    def throttle_cpu(self, part: str, cpus: float | None) -> None:
+        send = self._sender(part)
+        old = self._throttles.pop(part, None)
+        if old is not None:
+            old.stop()
+        if cpus is None or cpus >= 1:
+            return
+        held = lambda: part in self._paused  # noqa: E731
+        self._throttles[part] = DutyCycle(send, cpus, held, self._lock, self._duty_period_s).start()
+
+    def close(self) -> None:
+        """Stop every throttle and continue every paused part: the stack as it was."""
+        for part in list(self._throttles):
+            self.throttle_cpu(part, None)
+        for part in sorted(self._paused):
+            self.resume(part)
+
+    def _unpause(self, part: str) -> None:
+        """A stopped process cannot be restarted cleanly: continue it first."""
+        if part in self._paused:
+            self.resume(part)
+
+    def _sender(self, part: str) -> Callable[[int], None]:
+        """How to signal every process of ``part`` (Postgres: the postmaster first, so that it
+        forks nothing meanwhile); ValueError for an unknown part."""
+        raise NotImplementedError
+
+
+class NativeProcessFaults(SignalledParts):
     """:class:`~loadtests.faults.injector.ProcessFaults` on a running :class:`NativeStack`."""
 
     def __init__(
@@ -98,30 +152,9 @@ class NativeProcessFaults:
         supervisor's restart delay (0: at once)."""
         if down_s < 0:
             raise ValueError(f"down_s must be ≥ 0, got {down_s}")
+        super().__init__(duty_period_s)
         self.stack = stack
-        self._duty_period_s = duty_period_s
         self._down_s, self._sleep = down_s, sleep
-        self._lock = threading.Lock()
-        self._paused: set[str] = set()
-        self._throttles: dict[str, DutyCycle] = {}
-
-    def pause(self, part: str) -> None:
-        send = self._sender(part)
-        with self._lock:
-            self._paused.add(part)
-            if part == "postgres":
-                self.stack.postgres.pause()
-            else:
-                send(signal.SIGSTOP)
-
-    def resume(self, part: str) -> None:
-        send = self._sender(part)
-        with self._lock:
-            self._paused.discard(part)
-            if part == "postgres":
-                self.stack.postgres.resume()
-            else:
-                send(signal.SIGCONT)
 
     def restart(self, part: str) -> None:
         self._unpause(part)
@@ -146,28 +179,6 @@ class NativeProcessFaults:
         self._unpause(part)
         return self.stack.postgres.kill_backend()
 
-    def throttle_cpu(self, part: str, cpus: float | None) -> None:
-        send = self._sender(part)
-        old = self._throttles.pop(part, None)
-        if old is not None:
-            old.stop()
-        if cpus is None or cpus >= 1:
-            return
-        held = lambda: part in self._paused  # noqa: E731
-        self._throttles[part] = DutyCycle(send, cpus, held, self._lock, self._duty_period_s).start()
-
-    def close(self) -> None:
-        """Stop every throttle and continue every paused part: the stack as it was."""
-        for part in list(self._throttles):
-            self.throttle_cpu(part, None)
-        for part in sorted(self._paused):
-            self.resume(part)
-
-    def _unpause(self, part: str) -> None:
-        """A stopped process cannot be restarted cleanly: continue it first."""
-        if part in self._paused:
-            self.resume(part)
-
     def _stay_down(self) -> None:
         if self._down_s > 0:
             self._sleep(self._down_s)
@@ -183,10 +194,9 @@ class NativeProcessFaults:
         process.wait_http_ready(self.stack.urls[base] + path, READY_TIMEOUT_S)
 
     def _sender(self, part: str) -> Callable[[int], None]:
-        """How to signal every process of ``part``; ValueError for an unknown part."""
         if part == "postgres":
             postgres = self.stack.postgres
-            return lambda signum: _signal_each(postgres.processes(), signum)
+            return lambda signum: _signal_each(postgres.processes(), signum)  # postmaster first
         process = self._process(part)
         return process.signal
 
