@@ -35,8 +35,10 @@ class DefaultKnee:
     """Service CPU per ``POST /orders`` at low load, from the probe."""
 
 
-def run_default_knee(base_dir: Path, say: Say, step_s: float, timeout_s: float) -> DefaultKnee:
-    """Probe a default stack, derive the ramp from its prediction, run it."""
+def breakpoint_around(
+    step_s: float, timeout_s: float, mix: str = RampConfig.mix
+) -> Callable[[float], RampConfig]:
+    """The ramp a predicted saturation P gives: a breakpoint from 0.6 x P in 0.075 x P steps."""
 
     def derive(saturation: float) -> RampConfig:
         return RampConfig(
@@ -45,7 +47,15 @@ def run_default_knee(base_dir: Path, say: Say, step_s: float, timeout_s: float) 
             peak_rps=round(PEAK_SHARE * saturation, 1),
             step_s=step_s,
             timeout_s=timeout_s,
+            mix=mix,
         )
+
+    return derive
+
+
+def run_default_knee(base_dir: Path, say: Say, step_s: float, timeout_s: float) -> DefaultKnee:
+    """Probe a default stack, derive the ramp from its prediction, run it."""
+    derive = breakpoint_around(step_s, timeout_s)
 
     mix = Mix(DEFAULT_WEIGHTS)
     row, result = probe_then_ramp("(a) default knee", {}, mix, derive, base_dir, say)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cli_kit import Progress, positive
+from benchmarks.default_knee import breakpoint_around
 from benchmarks.probed import probe_then_ramp
 from benchmarks.ramps import RampRow
 from loadtests.faults.spec import FaultSchedule
@@ -38,23 +39,12 @@ from loadtests.ramp import RampJob, run_job
 from loadtests.runner import RampConfig
 
 MIX = "order=1"
-START_SHARE, STEP_SHARE = 0.6, 0.075
-"""The breakpoint starts at 0.6 x the prediction and adds 0.075 x per step (0.6-2.25 x)."""
 KILL_LOAD_SHARE = 0.5
 """The kill run's rate, as a share of the durable knee: served well between kills."""
 
 
 def _knee_run(durable: bool, round_no: int, run_dir: Path, step_s: float, say: Progress) -> RampRow:
-    def derive(saturation: float) -> RampConfig:
-        return RampConfig(
-            profile="breakpoint",
-            average_rps=round(START_SHARE * saturation, 1),
-            peak_rps=round(STEP_SHARE * 10 * saturation, 1),
-            step_s=step_s,
-            timeout_s=3.0,
-            mix=MIX,
-        )
-
+    derive = breakpoint_around(step_s, timeout_s=3.0, mix=MIX)
     label = f"{'durable' if durable else 'non-durable'} #{round_no}"
     folder = run_dir / f"knee-{round_no}-{'durable' if durable else 'fast'}"
     row, _ = probe_then_ramp(label, {}, Mix(parse_weights(MIX)), derive, folder, say, durable)

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cli_kit import Progress, positive
-from benchmarks.default_knee import PEAK_SHARE, START_SHARE
+from benchmarks.default_knee import breakpoint_around
 from benchmarks.probed import probe_then_ramp
 from loadtests.live_view import live_rows
 from loadtests.mix import DEFAULT_WEIGHTS, Mix
 from loadtests.native.process import free_port
 from loadtests.native.stack import NativeStack, StackConfig
-from loadtests.runner import RampConfig
 from loadtests.scrape import Scraper
 
 SCRAPE_EVERY_S = 1.0
@@ -79,15 +78,7 @@ def _watched(service: str) -> Iterator[object]:
 
 
 def _ramp(watched: bool, round_no: int, run_dir: Path, step_s: float, say: Progress) -> Any:
-    def derive(saturation: float) -> RampConfig:
-        return RampConfig(
-            profile="breakpoint",
-            average_rps=round(START_SHARE * saturation, 1),
-            peak_rps=round(PEAK_SHARE * saturation, 1),
-            step_s=step_s,
-            timeout_s=3.0,
-        )
-
+    derive = breakpoint_around(step_s, timeout_s=3.0)
     label = f"{'with' if watched else 'without'} live view #{round_no}"
     folder = run_dir / f"round-{round_no}-{'with' if watched else 'without'}"
     alongside = _watched if watched else (lambda service: nullcontext())
